@@ -1,0 +1,50 @@
+/* cli.h — the `segqa` command: the command table and the shared argument parser.
+ *
+ * Every subcommand declares a sq_cli_spec (usage, description, option table, positional count)
+ * and calls sq_cli_parse. The parser adds --help, --config FILE.json, --quiet and --verbose to
+ * every command, applies the JSON config first and the command line on top, and reports unknown
+ * options and bad values as one line with exit code 2. Only this folder parses command lines.
+ */
+#ifndef SEGQA_CLI_H
+#define SEGQA_CLI_H
+
+#include "core/options.h"
+#include "core/status.h"
+
+typedef struct sq_cli_spec {
+    const char *command;     /* "train" */
+    const char *usage;       /* "segqa train [options] SITE.h5..." */
+    const char *description; /* paragraph printed under the usage line */
+    const sq_option *opts;
+    int nopts;
+    int min_pos, max_pos; /* positional arguments; max_pos < 0: unlimited */
+} sq_cli_spec;
+
+typedef struct sq_cli_args {
+    int help;               /* --help was given: help printed, command should return 0 */
+    int npos;
+    char **pos;             /* positional arguments (points into argv) */
+    char config_path[4096]; /* --config, or "" */
+} sq_cli_args;
+
+/* Parse argv (argv[0] is the command name). On --help prints help to stdout and sets a->help. */
+sq_code sq_cli_parse(const sq_cli_spec *spec, int argc, char **argv, sq_cli_args *a,
+                     sq_status *st);
+void sq_cli_print_help(const sq_cli_spec *spec, FILE *f);
+/* Print "segqa <command>: <message>" on stderr; return the exit code for the status. */
+int sq_cli_report(const char *command, const sq_status *st);
+
+/* Subcommands: each returns the process exit code. */
+int sq_cmd_check(int argc, char **argv);
+int sq_cmd_ingest(int argc, char **argv);   /* cmd_ingest.c */
+int sq_cmd_contours(int argc, char **argv); /* cmd_contours.c */
+int sq_cmd_synth(int argc, char **argv);    /* cmd_synth.c */
+int sq_cmd_bench(int argc, char **argv);    /* cmd_bench.c: dispatches to the bench_*.c below */
+int sq_bench_ops(int argc, char **argv);    /* bench_ops.c:  segqa bench ops */
+int sq_bench_data(int argc, char **argv);   /* bench_data.c: segqa bench data */
+int sq_cmd_version(int argc, char **argv);
+
+/* `segqa --version` text. */
+void sq_print_version(FILE *f);
+
+#endif

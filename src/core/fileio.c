@@ -1,0 +1,109 @@
+/* fileio.c — see fileio.h. */
+#include "core/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+sq_code sq_tmp_path(const char *final_path, char *buf, size_t n, sq_status *st) {
+    int w = snprintf(buf, n, "%s.tmp.%ld", final_path, (long)getpid());
+    if (w < 0 || (size_t)w >= n)
+        return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", final_path);
+    return SQ_OK;
+}
+
+sq_code sq_commit_file(const char *tmp_path, const char *final_path, sq_status *st) {
+    int fd = open(tmp_path, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    if (rename(tmp_path, final_path) != 0) {
+        int e = errno;
+        unlink(tmp_path);
+        return sq_fail(st, SQ_ERR_IO, "%s: cannot rename from %s: %s", final_path, tmp_path,
+                       strerror(e));
+    }
+    return SQ_OK;
+}
+
+sq_code sq_write_file_atomic(const char *path, const void *data, size_t len, sq_status *st) {
+    char tmp[SQ_PATH_MAX];
+    SQ_TRY(sq_tmp_path(path, tmp, sizeof tmp, st));
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return sq_fail(st, SQ_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t w = len ? fwrite(data, 1, len, f) : 0;
+    int ok = (w == len) && fflush(f) == 0;
+    int e = errno;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        unlink(tmp);
+        return sq_fail(st, SQ_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    return sq_commit_file(tmp, path, st);
+}
+
+sq_code sq_read_file(const char *path, char **out, size_t *len, sq_status *st) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sq_fail(st, SQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fclose(f);
+        return sq_fail(st, SQ_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return sq_fail(st, SQ_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return sq_fail(st, SQ_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len) *len = n;
+    return SQ_OK;
+}
+
+sq_code sq_mkdirs(const char *path, sq_status *st) {
+    char buf[SQ_PATH_MAX];
+    int w = snprintf(buf, sizeof buf, "%s", path);
+    if (w < 0 || (size_t)w >= sizeof buf) return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return sq_fail(st, SQ_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return sq_fail(st, SQ_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    struct stat sb;
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return sq_fail(st, SQ_ERR_IO, "%s: exists and is not a directory", buf);
+    return SQ_OK;
+}
+
+int sq_file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
