@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# setup.sh — install every Debian 12 package segqa needs (one apt line), then build it.
+#   scripts/setup.sh            install packages and build into build/ (Release)
+#   scripts/setup.sh --deps     install packages only
+# Runs as root or through sudo. Safe to run again: apt skips what is installed, cmake rebuilds.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+PACKAGES=(
+  build-essential cmake pkg-config git zlib1g-dev
+  libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libnifti2-dev libdnnl-dev ocl-icd-opencl-dev
+  libopenblas-dev libcjson-dev libcmocka-dev gnuplot-nox libpng-dev
+  python3 python3-numpy python3-scipy python3-h5py python3-nibabel python3-torch
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+else
+  echo "setup: all ${#PACKAGES[@]} Debian packages present"
+fi
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+build=${SEGQA_BUILD_DIR:-$here/build}
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSEGQA_CUDA="${SEGQA_CUDA:-AUTO}" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target segqa
+echo "setup: built $build/src/cli/segqa"
