@@ -24,10 +24,11 @@ sq_code sq_check_world_size(int size, const char *env_ntasks, sq_status *st) {
         return sq_fail(st, SQ_ERR_MPI, "SLURM_NTASKS='%s': expected a positive integer",
                        env_ntasks);
     if (n != size)
-        return sq_fail(st, SQ_ERR_MPI,
-                       "MPI world size %d differs from SLURM_NTASKS=%ld: the ranks were not started "
-                       "as one MPI job (use srun --mpi=pmix or mpirun inside the allocation)",
-                       size, n);
+        return sq_fail(
+            st, SQ_ERR_MPI,
+            "MPI world size %d differs from SLURM_NTASKS=%ld: the ranks were not started "
+            "as one MPI job (use srun --mpi=pmix or mpirun inside the allocation)",
+            size, n);
     return SQ_OK;
 }
 
@@ -97,7 +98,8 @@ sq_code sq_layout_plan(int world_size, int nfolds, int rank, sq_layout *lay, sq_
         lay->group = rank;
         lay->group_rank = 0;
         lay->group_size = 1;
-        for (int f = rank; f < nfolds; f += world_size) lay->mine[lay->nmine++] = f;
+        for (int f = rank; f < nfolds; f += world_size)
+            lay->mine[lay->nmine++] = f;
     }
     return SQ_OK;
 }
@@ -140,14 +142,16 @@ sq_code sq_allreduce_init(sq_allreduce *ar, const sq_group *g, float *buf, size_
     ar->nbuckets = n ? (int)((n + bucket_elems - 1) / bucket_elems) : 0;
     ar->req = calloc((size_t)(ar->nbuckets ? ar->nbuckets : 1), sizeof *ar->req);
     if (!ar->req) return sq_fail(st, SQ_ERR_NOMEM, "all-reduce: out of memory");
-    for (int b = 0; b < ar->nbuckets; b++) ar->req[b] = MPI_REQUEST_NULL;
+    for (int b = 0; b < ar->nbuckets; b++)
+        ar->req[b] = MPI_REQUEST_NULL;
     return SQ_OK;
 }
 
 sq_code sq_allreduce_start(sq_allreduce *ar, int b, sq_status *st) {
     if (b != ar->started || b >= ar->nbuckets)
-        return sq_fail(st, SQ_ERR_INTERNAL, "all-reduce bucket %d started out of order (next %d of %d)",
-                       b, ar->started, ar->nbuckets);
+        return sq_fail(st, SQ_ERR_INTERNAL,
+                       "all-reduce bucket %d started out of order (next %d of %d)", b, ar->started,
+                       ar->nbuckets);
     if (ar->g->size > 1) {
         size_t off = (size_t)b * ar->bucket;
         int cnt = (int)(ar->n - off < ar->bucket ? ar->n - off : ar->bucket);
@@ -160,12 +164,14 @@ sq_code sq_allreduce_start(sq_allreduce *ar, int b, sq_status *st) {
 }
 
 sq_code sq_allreduce_finish(sq_allreduce *ar, sq_status *st) {
-    while (ar->started < ar->nbuckets) SQ_TRY(sq_allreduce_start(ar, ar->started, st));
+    while (ar->started < ar->nbuckets)
+        SQ_TRY(sq_allreduce_start(ar, ar->started, st));
     if (ar->g->size > 1) {
         int rc = MPI_Waitall(ar->nbuckets, ar->req, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Waitall of gradient buckets");
         float inv = 1.0f / (float)ar->g->size;
-        for (size_t i = 0; i < ar->n; i++) ar->buf[i] *= inv;
+        for (size_t i = 0; i < ar->n; i++)
+            ar->buf[i] *= inv;
     }
     ar->started = 0;
     return SQ_OK;

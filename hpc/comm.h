@@ -2,10 +2,10 @@
  *
  * Layout (DESIGN §5): W ranks, K folds.
  *   K == 0  one model on all data: every rank in one data-parallel group.
- *   W >= K  ranks split into K fold groups (MPI_Comm_split, color = rank % K); each group trains its
- *           fold data-parallel.
- *   W <  K  every rank is its own group and takes folds round-robin (rank r: r, r+W, r+2W, ...).
- * World rank 0 is the collector. This layer moves flat float buffers only; it knows no model.
+ *   W >= K  ranks split into K fold groups (MPI_Comm_split, color = rank % K); each group trains
+ * its fold data-parallel. W <  K  every rank is its own group and takes folds round-robin (rank r:
+ * r, r+W, r+2W, ...). World rank 0 is the collector. This layer moves flat float buffers only; it
+ * knows no model.
  *
  * Launch checks: the world size must equal SLURM_NTASKS when Slurm set it, so a launcher
  * misconfiguration fails loudly instead of training W independent copies. The rank's GPU comes
@@ -30,11 +30,11 @@ typedef struct sq_world {
 
 typedef struct sq_layout {
     int world_size, nfolds;
-    int group;          /* this rank's group index (0..ngroups-1) */
+    int group; /* this rank's group index (0..ngroups-1) */
     int ngroups;
-    int group_rank;     /* rank inside the group */
+    int group_rank; /* rank inside the group */
     int group_size;
-    int nmine;          /* folds this rank trains (K == 0: 1 pseudo-fold, index -1) */
+    int nmine; /* folds this rank trains (K == 0: 1 pseudo-fold, index -1) */
     int mine[SQ_MAX_FOLDS];
 } sq_layout;
 

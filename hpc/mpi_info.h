@@ -4,7 +4,8 @@
 
 #include <stddef.h>
 
-/* First line of MPI_Get_library_version, e.g. "Open MPI v4.1.4, ...", and the MPI standard level. */
+/* First line of MPI_Get_library_version, e.g. "Open MPI v4.1.4, ...", and the MPI standard level.
+ */
 void sq_mpi_library_version(char *buf, size_t n);
 
 #endif

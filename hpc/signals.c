@@ -21,8 +21,12 @@ void sq_signals_install(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-int sq_stop_requested(void) { return g_stop != 0; }
-void sq_stop_set(int value) { g_stop = value ? 1 : 0; }
+int sq_stop_requested(void) {
+    return g_stop != 0;
+}
+void sq_stop_set(int value) {
+    g_stop = value ? 1 : 0;
+}
 
 sq_code sq_stop_agreed(MPI_Comm comm, int *stop, sq_status *st) {
     int local = g_stop ? 1 : 0, any = 0;

@@ -21,15 +21,14 @@ typedef struct sq_cli_spec {
 } sq_cli_spec;
 
 typedef struct sq_cli_args {
-    int help;               /* --help was given: help printed, command should return 0 */
+    int help; /* --help was given: help printed, command should return 0 */
     int npos;
     char **pos;             /* positional arguments (points into argv) */
     char config_path[4096]; /* --config, or "" */
 } sq_cli_args;
 
 /* Parse argv (argv[0] is the command name). On --help prints help to stdout and sets a->help. */
-sq_code sq_cli_parse(const sq_cli_spec *spec, int argc, char **argv, sq_cli_args *a,
-                     sq_status *st);
+sq_code sq_cli_parse(const sq_cli_spec *spec, int argc, char **argv, sq_cli_args *a, sq_status *st);
 void sq_cli_print_help(const sq_cli_spec *spec, FILE *f);
 /* Print "segqa <command>: <message>" on stderr; return the exit code for the status. */
 int sq_cli_report(const char *command, const sq_status *st);

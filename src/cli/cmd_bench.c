@@ -15,7 +15,8 @@ typedef struct {
 } sq_bench;
 
 static const sq_bench k_benches[] = {
-    {"ops", "every op of the network at the paper shape vs oneDNN and the sgemm peak", sq_bench_ops},
+    {"ops", "every op of the network at the paper shape vs oneDNN and the sgemm peak",
+     sq_bench_ops},
     {"data", "augmentation and loader throughput vs a scipy.ndimage pipeline", sq_bench_data},
 };
 static const int k_nbenches = (int)(sizeof k_benches / sizeof k_benches[0]);

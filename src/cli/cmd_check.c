@@ -54,20 +54,24 @@ static int check_blas(void) {
     }
     sq_rng r;
     sq_rng_init(&r, 7, 0, 0);
-    for (int i = 0; i < M * K; i++) a[i] = sq_rng_normal(&r);
-    for (int i = 0; i < K * N; i++) b[i] = sq_rng_normal(&r);
+    for (int i = 0; i < M * K; i++)
+        a[i] = sq_rng_normal(&r);
+    for (int i = 0; i < K * N; i++)
+        b[i] = sq_rng_normal(&r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
     double maxerr = 0;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0;
-            for (int k = 0; k < K; k++) s += (double)a[i * K + k] * b[k * N + j];
+            for (int k = 0; k < K; k++)
+                s += (double)a[i * K + k] * b[k * N + j];
             double e = fabs(s - c[i * N + j]);
             if (e > maxerr) maxerr = e;
         }
     sq_free(a), sq_free(b), sq_free(c);
     char d[128];
-    snprintf(d, sizeof d, "OpenBLAS sgemm 67x45x93 vs double loop: max |err| %.2e (limit 1e-3)", maxerr);
+    snprintf(d, sizeof d, "OpenBLAS sgemm 67x45x93 vs double loop: max |err| %.2e (limit 1e-3)",
+             maxerr);
     return report("blas", maxerr < 1e-3, d);
 }
 

@@ -17,18 +17,21 @@ static void print_cuda(FILE *f) {
 #ifdef SEGQA_HAVE_CUDA
     sq_cuda_info ci;
     sq_cuda_query(&ci);
-    fprintf(f, "cuda:     compiled in (CUDA runtime %d.%d, cuDNN %d.%d.%d, NCCL %d.%d.%d, cuBLAS %d.%d)\n",
-            ci.runtime_version / 1000, (ci.runtime_version % 1000) / 10,
-            ci.cudnn_version / 10000, (ci.cudnn_version % 10000) / 100, ci.cudnn_version % 100,
-            ci.nccl_version / 10000, (ci.nccl_version % 10000) / 100, ci.nccl_version % 100,
-            ci.cublas_version / 10000, (ci.cublas_version % 10000) / 100);
+    fprintf(
+        f,
+        "cuda:     compiled in (CUDA runtime %d.%d, cuDNN %d.%d.%d, NCCL %d.%d.%d, cuBLAS %d.%d)\n",
+        ci.runtime_version / 1000, (ci.runtime_version % 1000) / 10, ci.cudnn_version / 10000,
+        (ci.cudnn_version % 10000) / 100, ci.cudnn_version % 100, ci.nccl_version / 10000,
+        (ci.nccl_version % 10000) / 100, ci.nccl_version % 100, ci.cublas_version / 10000,
+        (ci.cublas_version % 10000) / 100);
     if (ci.device_count > 0)
         fprintf(f, "gpus:     %d (device 0: %s)\n", ci.device_count, ci.device_name);
     else
         fprintf(f, "gpus:     none usable here (%s)\n",
                 ci.device_error[0] ? ci.device_error : "no device");
 #else
-    fprintf(f, "cuda:     not compiled in (configure with -DSEGQA_CUDA=ON on a machine with nvcc)\n");
+    fprintf(f,
+            "cuda:     not compiled in (configure with -DSEGQA_CUDA=ON on a machine with nvcc)\n");
 #endif
 }
 

@@ -13,7 +13,8 @@ typedef struct sq_command {
 } sq_command;
 
 static const sq_command k_commands[] = {
-    {"ingest", "NIfTI images + masks (+ contours, clinical CSV) -> one HDF5 site file", sq_cmd_ingest},
+    {"ingest", "NIfTI images + masks (+ contours, clinical CSV) -> one HDF5 site file",
+     sq_cmd_ingest},
     {"contours", "add automatic contours (atlas transfer, GT perturbations) to a site file",
      sq_cmd_contours},
     {"synth", "write a synthetic prostate-like MRI site file at the paper's shape", sq_cmd_synth},
@@ -24,11 +25,12 @@ static const sq_command k_commands[] = {
 static const int k_ncommands = (int)(sizeof k_commands / sizeof k_commands[0]);
 
 static void print_usage(FILE *f) {
-    fprintf(f,
-            "usage: segqa <command> [options]\n\n"
-            "segqa estimates the Dice score of an automatic organ contour from the image and the\n"
-            "contour alone, so a deployed segmentation model can be quality-assured without a ground\n"
-            "truth (Isaksson et al., Insights into Imaging 13, 137, 2022).\n\ncommands:\n");
+    fprintf(
+        f,
+        "usage: segqa <command> [options]\n\n"
+        "segqa estimates the Dice score of an automatic organ contour from the image and the\n"
+        "contour alone, so a deployed segmentation model can be quality-assured without a ground\n"
+        "truth (Isaksson et al., Insights into Imaging 13, 137, 2022).\n\ncommands:\n");
     for (int i = 0; i < k_ncommands; i++)
         fprintf(f, "  %-12s %s\n", k_commands[i].name, k_commands[i].summary);
     fprintf(f, "\n'segqa <command> --help' describes a command and its options; every option can\n"

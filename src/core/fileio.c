@@ -11,8 +11,7 @@
 
 sq_code sq_tmp_path(const char *final_path, char *buf, size_t n, sq_status *st) {
     int w = snprintf(buf, n, "%s.tmp.%ld", final_path, (long)getpid());
-    if (w < 0 || (size_t)w >= n)
-        return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", final_path);
+    if (w < 0 || (size_t)w >= n) return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", final_path);
     return SQ_OK;
 }
 
@@ -87,7 +86,8 @@ sq_code sq_read_file(const char *path, char **out, size_t *len, sq_status *st) {
 sq_code sq_mkdirs(const char *path, sq_status *st) {
     char buf[SQ_PATH_MAX];
     int w = snprintf(buf, sizeof buf, "%s", path);
-    if (w < 0 || (size_t)w >= sizeof buf) return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", path);
+    if (w < 0 || (size_t)w >= sizeof buf)
+        return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';

@@ -30,7 +30,8 @@ sq_code sq_json_parse(const char *text, const char *origin, cJSON **out, sq_stat
         char near[24] = "";
         if (at && *at) {
             size_t k = 0;
-            for (; k < 16 && at[k] && at[k] != '\n'; k++) near[k] = at[k];
+            for (; k < 16 && at[k] && at[k] != '\n'; k++)
+                near[k] = at[k];
             near[k] = '\0';
         }
         if (at && *at)
@@ -90,8 +91,7 @@ static sq_code get_item(const cJSON *obj, const char *key, const cJSON **item, i
         return sq_fail(st, SQ_ERR_FORMAT, "%s: expected a JSON object, found %s", origin,
                        sq_json_type_name(obj));
     *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!*item && !optional)
-        return sq_fail(st, SQ_ERR_FORMAT, "%s: missing key '%s'", origin, key);
+    if (!*item && !optional) return sq_fail(st, SQ_ERR_FORMAT, "%s: missing key '%s'", origin, key);
     return SQ_OK;
 }
 

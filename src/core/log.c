@@ -13,15 +13,23 @@ static int g_rank = -1;
 static int g_all_ranks = 0;
 static FILE *g_stream = NULL;
 
-static FILE *log_stream(void) { return g_stream ? g_stream : stderr; }
+static FILE *log_stream(void) {
+    return g_stream ? g_stream : stderr;
+}
 
-void sq_log_set_level(sq_log_level level) { g_level = level; }
-sq_log_level sq_log_get_level(void) { return g_level; }
+void sq_log_set_level(sq_log_level level) {
+    g_level = level;
+}
+sq_log_level sq_log_get_level(void) {
+    return g_level;
+}
 void sq_log_set_rank(int rank, int all_ranks) {
     g_rank = rank;
     g_all_ranks = all_ranks;
 }
-void sq_log_set_stream(FILE *stream) { g_stream = stream; }
+void sq_log_set_stream(FILE *stream) {
+    g_stream = stream;
+}
 
 int sq_log_enabled(sq_log_level level) {
     if (level > g_level) return 0;
@@ -103,8 +111,8 @@ void sq_progress_begin(sq_progress *p, const char *label, double total) {
 static void progress_print(sq_progress *p, const char *extra, int final) {
     char line[512];
     double now = sq_now();
-    int w = sq_progress_format(line, sizeof line, p->label, p->done, p->total, now - p->t_start,
-                               extra);
+    int w =
+        sq_progress_format(line, sizeof line, p->label, p->done, p->total, now - p->t_start, extra);
     if (p->tty) {
         int pad = p->printed_width > w ? p->printed_width - w : 0;
         fprintf(p->out, "\r%s%*s%s", line, pad, "", final ? "\n" : "");

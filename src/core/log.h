@@ -1,8 +1,8 @@
 /* log.h — levelled, rank-aware logging and progress lines.
  *
- * Messages go to stderr as "segqa[rN] level: text" (the rank tag only once a rank is set). By default
- * only rank 0 prints info; every rank prints warnings and errors. --quiet lowers the threshold to
- * warnings, --verbose raises it to debug on every rank.
+ * Messages go to stderr as "segqa[rN] level: text" (the rank tag only once a rank is set). By
+ * default only rank 0 prints info; every rank prints warnings and errors. --quiet lowers the
+ * threshold to warnings, --verbose raises it to debug on every rank.
  *
  * A progress line shows percent, rate and ETA. On a terminal it redraws in place; otherwise (a log
  * file, Slurm output) it prints one plain line every `period` seconds and one at the end.
@@ -38,19 +38,19 @@ int sq_log_enabled(sq_log_level level);
 
 void sq_log(sq_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define sq_error(...) sq_log(SQ_LOG_ERROR, __VA_ARGS__)
-#define sq_warn(...) sq_log(SQ_LOG_WARN, __VA_ARGS__)
-#define sq_info(...) sq_log(SQ_LOG_INFO, __VA_ARGS__)
+#define sq_warn(...)  sq_log(SQ_LOG_WARN, __VA_ARGS__)
+#define sq_info(...)  sq_log(SQ_LOG_INFO, __VA_ARGS__)
 #define sq_debug(...) sq_log(SQ_LOG_DEBUG, __VA_ARGS__)
 
 typedef struct sq_progress {
     char label[64];
-    double total;      /* units of work, e.g. samples; <= 0 means unknown */
+    double total; /* units of work, e.g. samples; <= 0 means unknown */
     double done;
-    double t_start;    /* sq_now() at begin */
-    double t_last;     /* last time a line was printed */
-    double period;     /* seconds between plain lines (non-tty); redraw interval on a tty is 0.1 s */
-    int tty;           /* 1: redraw with \r; 0: plain lines */
-    int active;        /* 0 when this rank does not print */
+    double t_start; /* sq_now() at begin */
+    double t_last;  /* last time a line was printed */
+    double period;  /* seconds between plain lines (non-tty); redraw interval on a tty is 0.1 s */
+    int tty;        /* 1: redraw with \r; 0: plain lines */
+    int active;     /* 0 when this rank does not print */
     int printed_width; /* for clearing on a tty */
     FILE *out;
 } sq_progress;

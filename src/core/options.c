@@ -60,8 +60,7 @@ sq_code sq_option_set_text(const sq_option *o, const char *text, const char *ori
         return SQ_OK;
     }
     case SQ_OPT_INT: {
-        if (!text || !*text)
-            return sq_fail(st, SQ_ERR_USAGE, "%s: expected an integer", origin);
+        if (!text || !*text) return sq_fail(st, SQ_ERR_USAGE, "%s: expected an integer", origin);
         char *end;
         errno = 0;
         long long v = strtoll(text, &end, 10);
@@ -95,8 +94,10 @@ static int edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
     int d[64][64];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
     for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
             int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
@@ -188,7 +189,9 @@ cJSON *sq_options_to_json(const sq_option *opts, int n) {
         const sq_option *p = &opts[i];
         switch (p->type) {
         case SQ_OPT_FLAG: cJSON_AddBoolToObject(o, p->name, *(int *)p->target); break;
-        case SQ_OPT_INT: cJSON_AddNumberToObject(o, p->name, (double)*(long long *)p->target); break;
+        case SQ_OPT_INT:
+            cJSON_AddNumberToObject(o, p->name, (double)*(long long *)p->target);
+            break;
         case SQ_OPT_DOUBLE: cJSON_AddNumberToObject(o, p->name, *(double *)p->target); break;
         case SQ_OPT_STRING:
         case SQ_OPT_CHOICE: cJSON_AddStringToObject(o, p->name, (const char *)p->target); break;
@@ -212,7 +215,9 @@ void sq_options_print_help(FILE *f, const sq_option *opts, int n) {
         case SQ_OPT_INT:
             snprintf(def, sizeof def, " (default: %lld)", *(long long *)o->target);
             break;
-        case SQ_OPT_DOUBLE: snprintf(def, sizeof def, " (default: %g)", *(double *)o->target); break;
+        case SQ_OPT_DOUBLE:
+            snprintf(def, sizeof def, " (default: %g)", *(double *)o->target);
+            break;
         case SQ_OPT_STRING:
         case SQ_OPT_CHOICE:
             if (((const char *)o->target)[0])

@@ -29,23 +29,22 @@ typedef enum sq_opt_type {
 } sq_opt_type;
 
 typedef struct sq_option {
-    const char *name;     /* long option and JSON key, e.g. "epochs" */
-    char short_name;      /* 0 for none */
+    const char *name; /* long option and JSON key, e.g. "epochs" */
+    char short_name;  /* 0 for none */
     sq_opt_type type;
     void *target;
     size_t cap;           /* STRING/CHOICE: size of the char buffer */
     const char *arg_name; /* "N", "FILE", ... (help text) */
     const char *help;
-    const char *choices;  /* CHOICE only */
-    double min, max;      /* INT/DOUBLE bounds, checked when min < max */
+    const char *choices; /* CHOICE only */
+    double min, max;     /* INT/DOUBLE bounds, checked when min < max */
 } sq_option;
 
 const sq_option *sq_options_find(const sq_option *opts, int n, const char *name);
 
 /* Set one option from text (a command-line argument). `origin` names the source in messages,
  * e.g. "--epochs". FLAG accepts NULL (sets 1) or true/false/1/0/yes/no. */
-sq_code sq_option_set_text(const sq_option *o, const char *text, const char *origin,
-                           sq_status *st);
+sq_code sq_option_set_text(const sq_option *o, const char *text, const char *origin, sq_status *st);
 
 /* Apply a JSON object: every key must name an option (else "unknown key 'x'" listing the closest
  * match), and every value must have the option's JSON type and bounds. `origin` is the file. */

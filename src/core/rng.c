@@ -68,7 +68,9 @@ uint32_t sq_rng_u32(sq_rng *r) {
     return r->buf[r->idx++];
 }
 
-float sq_rng_uniform(sq_rng *r) { return (float)(sq_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+float sq_rng_uniform(sq_rng *r) {
+    return (float)(sq_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
 
 float sq_rng_uniform_range(sq_rng *r, float lo, float hi) {
     return lo + (hi - lo) * sq_rng_uniform(r);
@@ -110,7 +112,8 @@ uint32_t sq_rng_below(sq_rng *r, uint32_t n) {
 void sq_rng_permutation(uint64_t seed, uint32_t stream, uint32_t *perm, uint32_t n) {
     sq_rng r;
     sq_rng_init(&r, seed, stream, 0);
-    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
     for (uint32_t i = n; i > 1; i--) {
         uint32_t j = sq_rng_below(&r, i);
         uint32_t t = perm[i - 1];

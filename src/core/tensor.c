@@ -15,7 +15,9 @@ static const struct {
     [SQ_I32] = {4, "i32"}, [SQ_U32] = {4, "u32"}, [SQ_I64] = {8, "i64"},
 };
 
-size_t sq_dtype_size(sq_dtype dt) { return (unsigned)dt < SQ_DTYPE_COUNT ? k_dtypes[dt].size : 0; }
+size_t sq_dtype_size(sq_dtype dt) {
+    return (unsigned)dt < SQ_DTYPE_COUNT ? k_dtypes[dt].size : 0;
+}
 
 const char *sq_dtype_name(sq_dtype dt) {
     return (unsigned)dt < SQ_DTYPE_COUNT ? k_dtypes[dt].name : "?";
@@ -44,7 +46,8 @@ sq_tdesc sq_tdesc_5d(sq_dtype dt, int64_t n, int64_t c, int64_t d, int64_t h, in
 
 int64_t sq_tdesc_numel(const sq_tdesc *d) {
     int64_t n = 1;
-    for (int i = 0; i < d->ndim; i++) n *= d->shape[i];
+    for (int i = 0; i < d->ndim; i++)
+        n *= d->shape[i];
     return n;
 }
 
@@ -82,7 +85,8 @@ int sq_tdesc_format(const sq_tdesc *d, char *buf, size_t n) {
 sq_code sq_parse_shape(const char *text, int64_t shape[SQ_MAX_DIMS], int *ndim, sq_status *st) {
     const char *p = text;
     int n = 0;
-    if (!text || !*text) return sq_fail(st, SQ_ERR_USAGE, "empty shape: expected e.g. 2x28x160x160");
+    if (!text || !*text)
+        return sq_fail(st, SQ_ERR_USAGE, "empty shape: expected e.g. 2x28x160x160");
     while (*p) {
         if (n == SQ_MAX_DIMS)
             return sq_fail(st, SQ_ERR_USAGE, "shape '%s' has more than %d extents", text,
@@ -97,19 +101,21 @@ sq_code sq_parse_shape(const char *text, int64_t shape[SQ_MAX_DIMS], int *ndim, 
         p = end;
         if (*p == 'x' || *p == 'X' || *p == ',') {
             p++;
-            if (!*p)
-                return sq_fail(st, SQ_ERR_USAGE, "shape '%s' ends with a separator", text);
+            if (!*p) return sq_fail(st, SQ_ERR_USAGE, "shape '%s' ends with a separator", text);
         } else if (*p) {
-            return sq_fail(st, SQ_ERR_USAGE,
-                           "shape '%s': unexpected '%c', expected positive integers separated by 'x'",
-                           text, *p);
+            return sq_fail(
+                st, SQ_ERR_USAGE,
+                "shape '%s': unexpected '%c', expected positive integers separated by 'x'", text,
+                *p);
         }
     }
     *ndim = n;
     return SQ_OK;
 }
 
-size_t sq_round_up(size_t n, size_t align) { return (n + align - 1) / align * align; }
+size_t sq_round_up(size_t n, size_t align) {
+    return (n + align - 1) / align * align;
+}
 
 void *sq_alloc(size_t bytes) {
     size_t sz = sq_round_up(bytes ? bytes : 1, SQ_ALIGN);
@@ -118,4 +124,6 @@ void *sq_alloc(size_t bytes) {
     return p;
 }
 
-void sq_free(void *p) { free(p); }
+void sq_free(void *p) {
+    free(p);
+}

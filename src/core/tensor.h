@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 #define SQ_MAX_DIMS 5
-#define SQ_ALIGN 64
+#define SQ_ALIGN    64
 
 typedef enum sq_dtype {
     SQ_F32 = 0,
@@ -55,7 +55,8 @@ int sq_tdesc_format(const sq_tdesc *d, char *buf, size_t n);
 /* Parse "2x28x160x160" into shape (up to 5 extents); returns ndim or a failure code. */
 sq_code sq_parse_shape(const char *text, int64_t shape[SQ_MAX_DIMS], int *ndim, sq_status *st);
 
-/* 64-byte aligned allocation, zero-filled; size 0 returns a valid unique pointer. NULL on failure. */
+/* 64-byte aligned allocation, zero-filled; size 0 returns a valid unique pointer. NULL on failure.
+ */
 void *sq_alloc(size_t bytes);
 void sq_free(void *p);
 /* Round a byte count (or element count) up to a multiple of `align`. */

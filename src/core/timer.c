@@ -17,7 +17,9 @@ void sq_timer_reset(sq_timer *t) {
     t->count = 0;
 }
 
-void sq_timer_start(sq_timer *t) { t->start = sq_now(); }
+void sq_timer_start(sq_timer *t) {
+    t->start = sq_now();
+}
 
 double sq_timer_stop(sq_timer *t) {
     double dt = sq_now() - t->start;

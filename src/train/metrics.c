@@ -31,9 +31,11 @@ sq_code sq_rank_average(const double *x, int n, double *ranks, sq_status *st) {
     qsort(k, (size_t)n, sizeof *k, cmp_keyed);
     for (int a = 0; a < n;) {
         int b = a;
-        while (b + 1 < n && k[b + 1].v == k[a].v) b++;
+        while (b + 1 < n && k[b + 1].v == k[a].v)
+            b++;
         double r = 0.5 * ((a + 1) + (b + 1));
-        for (int j = a; j <= b; j++) ranks[k[j].i] = r;
+        for (int j = a; j <= b; j++)
+            ranks[k[j].i] = r;
         a = b + 1;
     }
     free(k);

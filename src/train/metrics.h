@@ -21,13 +21,13 @@ typedef struct sq_accuracy_rule {
 
 typedef struct sq_metrics {
     int n;
-    double mae, mae_sd;   /* SD of |ŷ - y| (population, ddof = 0) */
-    double mape;          /* percent, over the n_mape samples with y != 0 */
+    double mae, mae_sd; /* SD of |ŷ - y| (population, ddof = 0) */
+    double mape;        /* percent, over the n_mape samples with y != 0 */
     int n_mape;
     double max_err;
-    double spearman;      /* NaN when either vector is constant or n < 2 */
+    double spearman; /* NaN when either vector is constant or n < 2 */
     double pearson;
-    double accuracy;      /* fraction of samples that do not fail the rule */
+    double accuracy; /* fraction of samples that do not fail the rule */
     int n_failed;
 } sq_metrics;
 

@@ -61,8 +61,8 @@ static void fixture_init(fixture *f) {
         {"lr", 0, SQ_OPT_DOUBLE, &f->lr, 0, "X", "learning rate", NULL, 0, 0},
         {"sync-bn", 0, SQ_OPT_FLAG, &f->sync_bn, 0, NULL, "synchronised BN", NULL, 0, 0},
         {"out", 'o', SQ_OPT_STRING, f->out, sizeof f->out, "DIR", "run folder", NULL, 0, 0},
-        {"augment", 0, SQ_OPT_CHOICE, f->preset, sizeof f->preset, "P", "preset", "paper|robust|none",
-         0, 0},
+        {"augment", 0, SQ_OPT_CHOICE, f->preset, sizeof f->preset, "P", "preset",
+         "paper|robust|none", 0, 0},
     };
     memcpy(f->opts, o, sizeof o);
 }
@@ -123,7 +123,8 @@ static void test_missing_file(void **state) {
 
 static void test_malformed_json_gives_line_and_column(void **state) {
     (void)state;
-    expect_error("bad.json", "{\n  \"epochs\": 12,\n  \"lr\": ,\n}\n", "bad.json:3:", "malformed JSON");
+    expect_error("bad.json", "{\n  \"epochs\": 12,\n  \"lr\": ,\n}\n",
+                 "bad.json:3:", "malformed JSON");
     expect_error("trunc.json", "{\"epochs\": 12", "malformed JSON", NULL);
     expect_error("empty.json", "", "malformed JSON", NULL);
     expect_error("trailing.json", "{\"epochs\": 1} extra", "malformed JSON", NULL);
@@ -131,7 +132,8 @@ static void test_malformed_json_gives_line_and_column(void **state) {
 
 static void test_wrong_types(void **state) {
     (void)state;
-    expect_error("t1.json", "{\"epochs\": \"12\"}", "key 'epochs' must be an integer", "found string");
+    expect_error("t1.json", "{\"epochs\": \"12\"}", "key 'epochs' must be an integer",
+                 "found string");
     expect_error("t2.json", "{\"epochs\": 1.5}", "key 'epochs' must be an integer", "1.5");
     expect_error("t3.json", "{\"lr\": [1]}", "key 'lr' must be a number", "found array");
     expect_error("t4.json", "{\"sync-bn\": 1}", "key 'sync-bn' must be true or false", "number");
@@ -177,8 +179,8 @@ static void test_typed_getters(void **state) {
     (void)state;
     cJSON *j = NULL;
     sq_status st;
-    assert_int_equal(sq_json_parse("{\"a\": 3, \"b\": \"x\", \"c\": true, \"d\": 2.5}", "<t>", &j, &st),
-                     SQ_OK);
+    assert_int_equal(
+        sq_json_parse("{\"a\": 3, \"b\": \"x\", \"c\": true, \"d\": 2.5}", "<t>", &j, &st), SQ_OK);
     long long i = 0;
     double d = 0;
     int b = 0;

@@ -93,7 +93,8 @@ static void run_progress(void) {
     sq_progress p;
     sq_progress_begin(&p, "steps", 10);
     p.period = 0; /* print every update (non-tty) */
-    for (int i = 1; i <= 3; i++) sq_progress_update(&p, i, "ok");
+    for (int i = 1; i <= 3; i++)
+        sq_progress_update(&p, i, "ok");
     sq_progress_end(&p, "done");
 }
 
@@ -103,7 +104,8 @@ static void test_progress_plain_lines_off_tty(void **state) {
     sq_log_set_level(SQ_LOG_INFO);
     char *s = capture(run_progress);
     int lines = 0;
-    for (char *c = s; *c; c++) lines += *c == '\n';
+    for (char *c = s; *c; c++)
+        lines += *c == '\n';
     assert_int_equal(lines, 4);
     assert_null(strchr(s, '\r'));
     assert_non_null(strstr(s, "steps  10.0% 1/10"));

@@ -15,10 +15,10 @@
 /* kat_vectors of Random123 1.09: counter[4], key[2] -> expected[4]. */
 static const uint32_t k_kat[3][10] = {
     {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
-    {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d,
-     0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
-    {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09,
-     0x94fdcceb, 0x5001e420, 0x24126ea1},
+    {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e,
+     0xa20bc7c6, 0x6d5451fd},
+    {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb,
+     0x5001e420, 0x24126ea1},
 };
 
 static void test_philox_known_answers(void **state) {
@@ -26,7 +26,8 @@ static void test_philox_known_answers(void **state) {
     for (int i = 0; i < 3; i++) {
         uint32_t out[4];
         sq_philox4x32_10(k_kat[i], k_kat[i] + 4, out);
-        for (int j = 0; j < 4; j++) assert_int_equal(out[j], k_kat[i][6 + j]);
+        for (int j = 0; j < 4; j++)
+            assert_int_equal(out[j], k_kat[i][6 + j]);
     }
 }
 
@@ -37,7 +38,8 @@ static void test_stream_layout_matches_raw_philox(void **state) {
     sq_rng r;
     sq_rng_init(&r, seed, 0x13198a2e, 0x03707344);
     sq_rng_seek(&r, 0x85a308d3243f6a88ull);
-    for (int j = 0; j < 4; j++) assert_int_equal(sq_rng_u32(&r), k_kat[2][6 + j]);
+    for (int j = 0; j < 4; j++)
+        assert_int_equal(sq_rng_u32(&r), k_kat[2][6 + j]);
 }
 
 static void test_uniform_range_and_moments(void **state) {
@@ -78,9 +80,9 @@ static void test_normal_moments(void **state) {
         s4 += x * x * x * x;
     }
     double mean = s / n, var = s2 / n - mean * mean, kurt = s4 / n;
-    assert_true(fabs(mean) < 0.012);       /* 5 sigma = 5/sqrt(n) */
-    assert_true(fabs(var - 1.0) < 0.016);  /* 5 * sqrt(2/n) */
-    assert_true(fabs(kurt - 3.0) < 0.08);  /* E[x^4] = 3 */
+    assert_true(fabs(mean) < 0.012);      /* 5 sigma = 5/sqrt(n) */
+    assert_true(fabs(var - 1.0) < 0.016); /* 5 * sqrt(2/n) */
+    assert_true(fabs(kurt - 3.0) < 0.08); /* E[x^4] = 3 */
 }
 
 static void test_below_is_in_range_and_unbiased(void **state) {
@@ -95,7 +97,8 @@ static void test_below_is_in_range_and_unbiased(void **state) {
         hist[v]++;
     }
     double chi2 = 0, e = (double)N / K;
-    for (int k = 0; k < K; k++) chi2 += (hist[k] - e) * (hist[k] - e) / e;
+    for (int k = 0; k < K; k++)
+        chi2 += (hist[k] - e) * (hist[k] - e) / e;
     assert_true(chi2 < 22.46); /* chi-square, 6 dof, p = 0.001 */
     assert_int_equal(sq_rng_below(&r, 1), 0);
 }
@@ -115,7 +118,8 @@ static void test_permutation_is_permutation_and_seeded(void **state) {
         same_c += a[i] == c[i];
         fixed += a[i] == (uint32_t)i;
     }
-    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
     assert_memory_equal(a, b, sizeof a);
     assert_true(same_c < 10); /* another stream gives another permutation */
     assert_true(fixed < 10);  /* not the identity */
@@ -137,10 +141,13 @@ static void test_streams_are_independent_and_reproducible(void **state) {
     /* Seeking back reproduces the same words. */
     sq_rng_seek(&r1, 3);
     uint32_t w[4];
-    for (int i = 0; i < 4; i++) w[i] = sq_rng_u32(&r1);
+    for (int i = 0; i < 4; i++)
+        w[i] = sq_rng_u32(&r1);
     sq_rng_init(&r2, 1234, 5, 17);
-    for (int i = 0; i < 12; i++) (void)sq_rng_u32(&r2);
-    for (int i = 0; i < 4; i++) assert_int_equal(sq_rng_u32(&r2), w[i]);
+    for (int i = 0; i < 12; i++)
+        (void)sq_rng_u32(&r2);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(sq_rng_u32(&r2), w[i]);
 }
 
 int main(void) {

@@ -66,7 +66,8 @@ static void test_null_status_and_exit_codes(void **state) {
     assert_int_equal(sq_exit_code(SQ_ERR_FORMAT), 5);
     assert_int_equal(sq_exit_code(SQ_ERR_INTERRUPTED), 75);
     assert_int_equal(sq_exit_code(SQ_ERR_INTERNAL), 1);
-    for (int c = 0; c < SQ_CODE_COUNT; c++) assert_non_null(sq_code_name((sq_code)c));
+    for (int c = 0; c < SQ_CODE_COUNT; c++)
+        assert_non_null(sq_code_name((sq_code)c));
     assert_string_equal(sq_code_name(SQ_ERR_IO), "i/o error");
 }
 

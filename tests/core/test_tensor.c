@@ -75,7 +75,8 @@ static void test_aligned_alloc(void **state) {
         unsigned char *p = sq_alloc(n);
         assert_non_null(p);
         assert_int_equal(((uintptr_t)p) % SQ_ALIGN, 0);
-        for (size_t i = 0; i < n; i++) assert_int_equal(p[i], 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(p[i], 0);
         memset(p, 0xab, n);
         sq_free(p);
     }

@@ -39,47 +39,58 @@ int main(int argc, char **argv) {
     /* Broadcast: group rank 0's parameters reach every member. */
     enum { NP = 1000 };
     float params[NP];
-    for (int i = 0; i < NP; i++) params[i] = g.rank == 0 ? (float)(i * 0.5 + lay.group) : -1.0f;
+    for (int i = 0; i < NP; i++)
+        params[i] = g.rank == 0 ? (float)(i * 0.5 + lay.group) : -1.0f;
     check(sq_bcast_floats(&g, params, NP, 0, &st) == SQ_OK, "bcast", w.rank);
     int ok = 1;
-    for (int i = 0; i < NP; i++) ok &= params[i] == (float)(i * 0.5 + lay.group);
+    for (int i = 0; i < NP; i++)
+        ok &= params[i] == (float)(i * 0.5 + lay.group);
     check(ok, "bcast values", w.rank);
 
-    /* Gradient mean with small buckets (uneven last bucket), started as "backward" finishes them. */
+    /* Gradient mean with small buckets (uneven last bucket), started as "backward" finishes them.
+     */
     enum { NG = 1037 };
     float grad[NG];
-    for (int i = 0; i < NG; i++) grad[i] = (float)(g.rank + 1) * (float)(i % 13);
+    for (int i = 0; i < NG; i++)
+        grad[i] = (float)(g.rank + 1) * (float)(i % 13);
     sq_allreduce ar;
     check(sq_allreduce_init(&ar, &g, grad, NG, 100, &st) == SQ_OK, "allreduce init", w.rank);
     check(ar.nbuckets == 11, "bucket count", w.rank);
-    for (int b = 0; b < 5; b++) sq_allreduce_start(&ar, b, &st);
-    check(sq_allreduce_start(&ar, 7, &st) == SQ_ERR_INTERNAL, "out-of-order bucket refused", w.rank);
+    for (int b = 0; b < 5; b++)
+        sq_allreduce_start(&ar, b, &st);
+    check(sq_allreduce_start(&ar, 7, &st) == SQ_ERR_INTERNAL, "out-of-order bucket refused",
+          w.rank);
     check(sq_allreduce_finish(&ar, &st) == SQ_OK, "allreduce finish", w.rank);
     sq_allreduce_free(&ar);
     double mean_factor = (g.size + 1) / 2.0; /* mean of 1..size */
     ok = 1;
-    for (int i = 0; i < NG; i++) ok &= fabs(grad[i] - mean_factor * (i % 13)) < 1e-4;
+    for (int i = 0; i < NG; i++)
+        ok &= fabs(grad[i] - mean_factor * (i % 13)) < 1e-4;
     check(ok, "gradient mean values", w.rank);
     /* A second round reuses the same plan (started counter reset). */
     float ones[10];
-    for (int i = 0; i < 10; i++) ones[i] = 1.0f;
+    for (int i = 0; i < 10; i++)
+        ones[i] = 1.0f;
     check(sq_allreduce_mean(&g, ones, 10, &st) == SQ_OK && ones[3] == 1.0f, "mean of ones", w.rank);
 
     /* Gather: every rank sends rank+1 values; rank 0 sees them in rank order. */
     double mine[4];
-    for (int i = 0; i <= w.rank && i < 4; i++) mine[i] = w.rank * 10 + i;
+    for (int i = 0; i <= w.rank && i < 4; i++)
+        mine[i] = w.rank * 10 + i;
     double *all = NULL;
     int total = 0;
     check(sq_gather_doubles(&w, mine, w.rank + 1 < 4 ? w.rank + 1 : 4, &all, &total, &st) == SQ_OK,
           "gather", w.rank);
     if (w.rank == 0) {
         int expect = 0;
-        for (int r = 0; r < w.size; r++) expect += r + 1 < 4 ? r + 1 : 4;
+        for (int r = 0; r < w.size; r++)
+            expect += r + 1 < 4 ? r + 1 : 4;
         check(total == expect, "gather total", w.rank);
         int k = 0;
         ok = 1;
         for (int r = 0; r < w.size; r++)
-            for (int i = 0; i < (r + 1 < 4 ? r + 1 : 4); i++) ok &= all[k++] == r * 10 + i;
+            for (int i = 0; i < (r + 1 < 4 ? r + 1 : 4); i++)
+                ok &= all[k++] == r * 10 + i;
         check(ok, "gather order", w.rank);
     } else {
         check(all == NULL && total == 0, "gather non-root", w.rank);

@@ -17,7 +17,8 @@ static void test_every_fold_exactly_once(void **state) {
     for (int W = 1; W <= 9; W++) {
         for (int K = 2; K <= 7; K++) {
             int fold_owner_group[SQ_MAX_FOLDS];
-            for (int f = 0; f < K; f++) fold_owner_group[f] = -1;
+            for (int f = 0; f < K; f++)
+                fold_owner_group[f] = -1;
             int group_members[SQ_MAX_FOLDS] = {0};
             int ngroups = -1;
             for (int r = 0; r < W; r++) {
@@ -39,7 +40,8 @@ static void test_every_fold_exactly_once(void **state) {
                         assert_int_equal(fold_owner_group[f], lay.group);
                 }
             }
-            for (int f = 0; f < K; f++) assert_true(fold_owner_group[f] >= 0);
+            for (int f = 0; f < K; f++)
+                assert_true(fold_owner_group[f] >= 0);
             for (int gi = 0; gi < ngroups; gi++) {
                 /* planned group sizes add up and agree with the members */
                 sq_layout lay;
