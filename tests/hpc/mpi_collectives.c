@@ -31,6 +31,22 @@ int main(int argc, char **argv) {
         return 3;
     }
     int K = argc > 1 ? atoi(argv[1]) : 0;
+    if (argc > 2 && !strcmp(argv[2], "kill")) {
+        /* A rank dies mid-run (SIGKILL: no cleanup) while the others are in a gradient all-reduce:
+         * the launcher must end the whole job instead of leaving the survivors hanging. */
+        float buf[256] = {0};
+        sq_group world = {w.comm, w.rank, w.size};
+        for (int step = 0; step < 1000000; step++) {
+            if (w.rank == w.size - 1 && step == 50) raise(SIGKILL);
+            if (sq_allreduce_mean(&world, buf, 256, &st) != SQ_OK) {
+                fprintf(stderr, "rank %d: step %d: %s\n", w.rank, step, st.msg);
+                sq_world_finalize(&w);
+                return 1;
+            }
+        }
+        sq_world_finalize(&w);
+        return 0;
+    }
     sq_layout lay;
     check(sq_layout_plan(w.size, K, w.rank, &lay, &st) == SQ_OK, "layout", w.rank);
     sq_group g;
