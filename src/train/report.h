@@ -1,0 +1,60 @@
+/* report.h — the run folder's results (DESIGN §6): predictions.csv, metrics.json, figures.
+ *
+ * Input is every test prediction of every fold, gathered on rank 0, each tagged with its category:
+ * a real automatic contour, one of the paper's failure cases (empty, uniform noise, all-ones, GT
+ * shifted by up to ±50 %), or the GT mask itself (target 1). metrics.json holds the summary first
+ * (segqa vs the naive baseline — the training mean — on real contours; MAE per failure case;
+ * accuracy over all samples with the paper's rule), then per fold, per site, and per sample.
+ * Figures are drawn by gnuplot (pngcairo): predicted vs target with the x = y line, failure-case
+ * MAE bars, and training/validation curves when curves.csv exists.
+ */
+#ifndef SEGQA_TRAIN_REPORT_H
+#define SEGQA_TRAIN_REPORT_H
+
+#include "core/status.h"
+#include "train/metrics.h"
+#include "train/splits.h"
+
+#include <stdio.h>
+
+typedef enum sq_category {
+    SQ_CAT_REAL = 0,
+    SQ_CAT_EMPTY,
+    SQ_CAT_NOISE,
+    SQ_CAT_ONES,
+    SQ_CAT_SHIFTED,
+    SQ_CAT_GT,
+    SQ_CAT_COUNT
+} sq_category;
+
+const char *sq_category_name(sq_category c);
+/* -1 when unknown. */
+int sq_category_parse(const char *name);
+
+typedef struct sq_prediction {
+    char case_id[SQ_ID_MAX];
+    char site[64];
+    int fold;
+    int category; /* sq_category */
+    double target, pred, naive;
+} sq_prediction;
+
+typedef struct sq_report_summary {
+    sq_metrics real, real_naive;        /* real contours */
+    sq_metrics cat[SQ_CAT_COUNT];       /* segqa per category */
+    sq_metrics cat_naive[SQ_CAT_COUNT]; /* naive per category */
+    sq_metrics all, all_naive;          /* every sample: the accuracy of the paper */
+} sq_report_summary;
+
+sq_code sq_report_summarise(const sq_prediction *p, int n, sq_accuracy_rule rule,
+                            sq_report_summary *s, sq_status *st);
+
+/* Write predictions.csv, metrics.json and the figures into run_dir (created if needed). Each file
+ * is written under a temporary name and renamed. `figures`: 0 skips gnuplot. */
+sq_code sq_report_write(const char *run_dir, const sq_prediction *p, int n, sq_accuracy_rule rule,
+                        int figures, sq_status *st);
+
+/* The table segqa prints at the end of a run: segqa vs naive, MAE, Spearman, accuracy, failures. */
+void sq_report_print_summary(FILE *f, const sq_report_summary *s);
+
+#endif
