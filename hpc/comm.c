@@ -243,3 +243,54 @@ sq_code sq_gather_doubles(const sq_world *w, const double *mine, int n, double *
     *out = all;
     return SQ_OK;
 }
+
+sq_code sq_gather_records(const sq_world *w, const void *mine, int n, size_t size, void **out,
+                          int *total, sq_status *st) {
+    *out = NULL;
+    *total = 0;
+    if (size == 0 || size > (size_t)INT_MAX / 4096)
+        return sq_fail(st, SQ_ERR_RANGE, "gather: record size %zu", size);
+    int *counts = NULL, *displs = NULL;
+    if (w->rank == 0) {
+        counts = calloc((size_t)w->size, sizeof *counts);
+        displs = calloc((size_t)w->size, sizeof *displs);
+        if (!counts || !displs) {
+            free(counts);
+            free(displs);
+            return sq_fail(st, SQ_ERR_NOMEM, "gather: out of memory");
+        }
+    }
+    int bytes = (int)((size_t)n * size);
+    int rc = MPI_Gather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, 0, w->comm);
+    char *all = NULL;
+    if (rc == MPI_SUCCESS && w->rank == 0) {
+        long sum = 0;
+        for (int r = 0; r < w->size; r++) {
+            displs[r] = (int)sum;
+            sum += counts[r];
+        }
+        if (sum > INT_MAX) {
+            free(counts);
+            free(displs);
+            return sq_fail(st, SQ_ERR_RANGE, "gather: %ld bytes exceed one MPI message", sum);
+        }
+        all = malloc((size_t)(sum ? sum : 1));
+        if (!all) {
+            free(counts);
+            free(displs);
+            return sq_fail(st, SQ_ERR_NOMEM, "gather: out of memory");
+        }
+        *total = (int)((size_t)sum / size);
+    }
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Gatherv(mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, w->comm);
+    free(counts);
+    free(displs);
+    if (rc != MPI_SUCCESS) {
+        free(all);
+        *total = 0;
+        return mpi_fail(st, rc, "MPI_Gatherv of records");
+    }
+    *out = all;
+    return SQ_OK;
+}

@@ -88,4 +88,9 @@ sq_code sq_allreduce_sum_doubles(const sq_group *g, double *buf, int n, sq_statu
 sq_code sq_gather_doubles(const sq_world *w, const double *mine, int n, double **out, int *total,
                           sq_status *st);
 
+/* The same for records of `size` bytes each (e.g. per-sample prediction structs): rank 0 receives
+ * the concatenation in rank order, *total records. */
+sq_code sq_gather_records(const sq_world *w, const void *mine, int n, size_t size, void **out,
+                          int *total, sq_status *st);
+
 #endif
