@@ -1,0 +1,214 @@
+/* cpu_backend.c — the CPU backend: creation, host buffers, the vtable, ISA choice and scratch.
+ *
+ * Buffers are 64-byte aligned host allocations; the "stream" is the calling thread, so every op is
+ * synchronous and sync() is a no-op. Ops live in cpu_dnnl.c (dense conv), cpu_dwconv.c (depthwise)
+ * and cpu_ops.c (the rest).
+ */
+#include "nn/cpu/cpu.h"
+
+#include "core/tensor.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sq_code buf_alloc(sq_backend *be, size_t bytes, sq_buf **out, sq_status *st) {
+    (void)be;
+    *out = NULL;
+    sq_buf *b = calloc(1, sizeof *b);
+    if (!b) return sq_fail(st, SQ_ERR_NOMEM, "cpu backend: out of memory for a buffer header");
+    b->p = sq_alloc(bytes);
+    if (!b->p) {
+        free(b);
+        return sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu bytes", bytes);
+    }
+    b->bytes = bytes;
+    *out = b;
+    return SQ_OK;
+}
+
+static void buf_free(sq_backend *be, sq_buf *b) {
+    (void)be;
+    if (!b) return;
+    sq_free(b->p);
+    free(b);
+}
+
+static size_t buf_size(sq_backend *be, const sq_buf *b) {
+    (void)be;
+    return b ? b->bytes : 0;
+}
+
+static void *buf_host(sq_backend *be, sq_buf *b) {
+    (void)be;
+    return b ? b->p : NULL;
+}
+
+static sq_code check_range(const sq_buf *b, size_t off, size_t bytes, const char *what,
+                           sq_status *st) {
+    if (!b) return sq_fail(st, SQ_ERR_RANGE, "cpu backend: %s: NULL buffer", what);
+    if (off > b->bytes || bytes > b->bytes - off)
+        return sq_fail(st, SQ_ERR_RANGE,
+                       "cpu backend: %s: bytes [%zu, %zu) outside a buffer of %zu bytes", what, off,
+                       off + bytes, b->bytes);
+    return SQ_OK;
+}
+
+static sq_code upload(sq_backend *be, sq_buf *dst, size_t dst_off, const void *src, size_t bytes,
+                      sq_status *st) {
+    (void)be;
+    SQ_TRY(check_range(dst, dst_off, bytes, "upload", st));
+    if (bytes) memcpy((char *)dst->p + dst_off, src, bytes);
+    return SQ_OK;
+}
+
+static sq_code download(sq_backend *be, void *dst, const sq_buf *src, size_t src_off, size_t bytes,
+                        sq_status *st) {
+    (void)be;
+    SQ_TRY(check_range(src, src_off, bytes, "download", st));
+    if (bytes) memcpy(dst, (const char *)src->p + src_off, bytes);
+    return SQ_OK;
+}
+
+static sq_code copy(sq_backend *be, sq_buf *dst, size_t dst_off, const sq_buf *src, size_t src_off,
+                    size_t bytes, sq_status *st) {
+    (void)be;
+    SQ_TRY(check_range(dst, dst_off, bytes, "copy (destination)", st));
+    SQ_TRY(check_range(src, src_off, bytes, "copy (source)", st));
+    if (bytes) memmove((char *)dst->p + dst_off, (const char *)src->p + src_off, bytes);
+    return SQ_OK;
+}
+
+static sq_code fill(sq_backend *be, sq_buf *buf, size_t off, int value, size_t bytes,
+                    sq_status *st) {
+    (void)be;
+    SQ_TRY(check_range(buf, off, bytes, "fill", st));
+    if (bytes) memset((char *)buf->p + off, value, bytes);
+    return SQ_OK;
+}
+
+static sq_code sync_(sq_backend *be, sq_status *st) {
+    (void)be;
+    (void)st;
+    return SQ_OK;
+}
+
+sq_code sq_cpu_scratch_reserve(sq_cpu *c, size_t n, sq_status *st) {
+    for (int t = 0; t < c->threads; t++) {
+        if (c->scratch[t].n >= n) continue;
+        sq_free(c->scratch[t].p);
+        c->scratch[t].p = sq_alloc(n * sizeof(float));
+        c->scratch[t].n = c->scratch[t].p ? n : 0;
+        if (!c->scratch[t].p)
+            return sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu floats of scratch",
+                           n);
+    }
+    return SQ_OK;
+}
+
+static int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+sq_code sq_cpu_set_isa(sq_backend *be, int isa, int *prev, sq_status *st) {
+    sq_cpu *c = sq_cpu_of(be);
+    if (prev) *prev = c->isa;
+    if (isa == SQ_ISA_AVX2 && !cpu_has_avx2())
+        return sq_fail(st, SQ_ERR_UNSUPPORTED, "cpu backend: this CPU has no AVX2+FMA");
+    if (isa != SQ_ISA_AVX2 && isa != SQ_ISA_PORTABLE)
+        return sq_fail(st, SQ_ERR_RANGE, "cpu backend: unknown ISA %d", isa);
+    c->isa = isa;
+    return SQ_OK;
+}
+
+const char *sq_cpu_isa_name(int isa) {
+    return isa == SQ_ISA_AVX2 ? "avx2+fma" : "portable";
+}
+
+sq_code sq_cpu_check_conv(const sq_conv3d *p, int depthwise, sq_status *st) {
+    const sq_shape5 s = p->in;
+    if (s.n < 1 || s.c < 1 || s.d < 1 || s.h < 1 || s.w < 1 || p->cout < 1)
+        return sq_fail(st, SQ_ERR_RANGE, "conv3d: non-positive extent in input %dx%dx%dx%dx%d", s.n,
+                       s.c, s.d, s.h, s.w);
+    if (depthwise && p->cout != s.c)
+        return sq_fail(st, SQ_ERR_RANGE, "dwconv3d: cout %d must equal input channels %d", p->cout,
+                       s.c);
+    const int in[3] = {s.d, s.h, s.w};
+    for (int a = 0; a < 3; a++) {
+        if (p->k[a] < 1 || p->stride[a] < 1 || p->pad[a] < 0)
+            return sq_fail(st, SQ_ERR_RANGE, "conv3d: axis %d: kernel %d stride %d pad %d", a,
+                           p->k[a], p->stride[a], p->pad[a]);
+        if (in[a] + 2 * p->pad[a] < p->k[a])
+            return sq_fail(st, SQ_ERR_RANGE,
+                           "conv3d: axis %d: input %d + 2*pad %d is smaller than kernel %d", a,
+                           in[a], p->pad[a], p->k[a]);
+    }
+    return SQ_OK;
+}
+
+static sq_code conv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
+                          sq_view y, sq_status *st) {
+    SQ_TRY(sq_cpu_check_conv(p, 0, st));
+    return sq_cpu_dnnl_conv_fwd(be, p, 1, x, w, b, y, st);
+}
+
+static sq_code conv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
+                          sq_view dx, sq_view dw, sq_view db, sq_status *st) {
+    SQ_TRY(sq_cpu_check_conv(p, 0, st));
+    return sq_cpu_dnnl_conv_bwd(be, p, 1, x, w, dy, dx, dw, db, st);
+}
+
+static void destroy(sq_backend *be) {
+    if (!be) return;
+    sq_cpu *c = sq_cpu_of(be);
+    if (c) {
+        sq_cpu_dnnl_destroy(c);
+        for (int t = 0; t < SQ_CPU_MAX_THREADS; t++)
+            sq_free(c->scratch[t].p);
+        free(c);
+    }
+    free(be);
+}
+
+sq_backend *sq_backend_cpu_create(int threads, sq_status *st) {
+    sq_backend *be = calloc(1, sizeof *be);
+    sq_cpu *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        sq_fail(st, SQ_ERR_NOMEM, "cpu backend: out of memory");
+        return NULL;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    c->threads = omp_get_max_threads();
+    if (c->threads > SQ_CPU_MAX_THREADS) {
+        c->threads = SQ_CPU_MAX_THREADS;
+        omp_set_num_threads(c->threads);
+    }
+    c->isa = cpu_has_avx2() ? SQ_ISA_AVX2 : SQ_ISA_PORTABLE;
+    const char *force = getenv("SEGQA_CPU_ISA");
+    if (force && strcmp(force, "portable") == 0) c->isa = SQ_ISA_PORTABLE;
+    be->name = "cpu";
+    be->impl = c;
+    be->destroy = destroy;
+    be->buf_alloc = buf_alloc;
+    be->buf_free = buf_free;
+    be->buf_size = buf_size;
+    be->buf_host = buf_host;
+    be->upload = upload;
+    be->download = download;
+    be->copy = copy;
+    be->fill = fill;
+    be->sync = sync_;
+    be->conv3d_fwd = conv3d_fwd;
+    be->conv3d_bwd = conv3d_bwd;
+    be->dwconv3d_fwd = sq_cpu_dwconv3d_fwd;
+    be->dwconv3d_bwd = sq_cpu_dwconv3d_bwd;
+    sq_cpu_ops_fill(be);
+    if (sq_cpu_dnnl_init(c, st) != SQ_OK) {
+        destroy(be);
+        return NULL;
+    }
+    return be;
+}

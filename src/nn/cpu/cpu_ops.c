@@ -1,0 +1,769 @@
+/* cpu_ops.c — the CPU backend's non-convolution ops: BatchNorm (+ activation, + residual),
+ * activations, PReLU, global average pooling, channel scaling, max pooling, nearest resize, fast
+ * normalised fusion, add/axpy, MSE loss and Adam. OpenMP over channels or planes; reductions in
+ * double. Semantics and argument shapes are those of nn/backend.h.
+ */
+#include "nn/cpu/cpu.h"
+
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define NT num_threads(sq_cpu_of(be)->threads)
+
+/* The activation kernels work on 4-float GCC vectors (SSE on the x86-64 baseline, whatever the
+ * compiler flags) so that they vectorise; masks replace branches. */
+typedef float v4 __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+typedef float v4u __attribute__((vector_size(16), aligned(4), may_alias));
+
+static inline v4 vsel(v4i m, v4 a, v4 b) {
+    return (v4)((m & (v4i)a) | (~m & (v4i)b));
+}
+
+/* exp: Cephes-style range reduction + degree-6 polynomial (about 2 ulp), round-to-nearest by the
+ * 1.5 * 2^23 trick, 2^n built in the exponent bits. */
+static inline v4 vexp(v4 x) {
+    const v4 hi = (v4){0} + 88.0f, lo = (v4){0} - 87.0f, magic = (v4){0} + 12582912.0f;
+    x = vsel(x > hi, hi, x);
+    x = vsel(x < lo, lo, x);
+    const v4 tm = x * 1.44269504088896341f + magic;
+    const v4i n = (v4i)tm - (v4i)magic;
+    const v4 fn = tm - magic;
+    const v4 r = (x - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    v4 p = (v4){0} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const v4 e = p * r * r + r + 1.0f;
+    return e * (v4)((n + 127) << 23);
+}
+
+static inline v4 vsig(v4 z) {
+    return 1.0f / (1.0f + vexp(-z));
+}
+
+static inline v4 vact(sq_act a, v4 z) {
+    switch (a) {
+    case SQ_ACT_RELU: return (v4)((v4i)z & (z > 0.0f));
+    case SQ_ACT_SIGMOID: return vsig(z);
+    case SQ_ACT_SWISH: return z * vsig(z);
+    default: return z;
+    }
+}
+
+/* dy * act'(z) */
+static inline v4 vactd(sq_act a, v4 z, v4 dy) {
+    switch (a) {
+    case SQ_ACT_RELU: return (v4)((v4i)dy & (z > 0.0f));
+    case SQ_ACT_SIGMOID: {
+        const v4 sg = vsig(z);
+        return dy * sg * (1.0f - sg);
+    }
+    case SQ_ACT_SWISH: {
+        const v4 sg = vsig(z);
+        return dy * sg * (1.0f + z * (1.0f - sg));
+    }
+    default: return dy;
+    }
+}
+
+static inline v4 vload_part(const float *p, size_t n) {
+    v4 v = {0};
+    memcpy(&v, p, n * sizeof(float));
+    return v;
+}
+
+/* y[i] = act(x[i] * sa + sb); y may equal x. */
+static void act_apply(sq_act a, float *y, const float *x, size_t n, float sa, float sb) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        *(v4u *)(y + i) = vact(a, *(const v4u *)(x + i) * sa + sb);
+    if (i < n) {
+        const v4 r = vact(a, vload_part(x + i, n - i) * sa + sb);
+        memcpy(y + i, &r, (n - i) * sizeof(float));
+    }
+}
+
+/* g[i] = dy[i] * act'(z) with z = x[i] * sa + sb; g may equal dy. */
+static void act_grad(sq_act a, float *g, const float *dy, const float *x, size_t n, float sa,
+                     float sb) {
+    size_t i = 0;
+    if (a == SQ_ACT_NONE) {
+        if (g != dy) memmove(g, dy, n * sizeof(float));
+        return;
+    }
+    for (; i + 4 <= n; i += 4)
+        *(v4u *)(g + i) = vactd(a, *(const v4u *)(x + i) * sa + sb, *(const v4u *)(dy + i));
+    if (i < n) {
+        const v4 r = vactd(a, vload_part(x + i, n - i) * sa + sb, vload_part(dy + i, n - i));
+        memcpy(g + i, &r, (n - i) * sizeof(float));
+    }
+}
+
+#define CHUNK 16384 /* elements per task of the element-wise loops */
+
+static sq_code check_shape(sq_shape5 s, const char *op, sq_status *st) {
+    if (s.n < 1 || s.c < 1 || s.d < 1 || s.h < 1 || s.w < 1)
+        return sq_fail(st, SQ_ERR_RANGE, "%s: non-positive extent in shape %dx%dx%dx%dx%d", op, s.n,
+                       s.c, s.d, s.h, s.w);
+    return SQ_OK;
+}
+
+/* Reductions: float vector partial sums over blocks of 2048, accumulated in double. */
+#define RBLOCK 2048
+
+static double sum_f(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t lo = 0; lo < n; lo += RBLOCK) {
+        const size_t hi = lo + RBLOCK < n ? lo + RBLOCK : n;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t i = lo; i < hi; i++)
+            part += x[i];
+        s += part;
+    }
+    return s;
+}
+
+static double sumsq_dev(const float *x, size_t n, float m) {
+    double s = 0.0;
+    for (size_t lo = 0; lo < n; lo += RBLOCK) {
+        const size_t hi = lo + RBLOCK < n ? lo + RBLOCK : n;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t i = lo; i < hi; i++)
+            part += (x[i] - m) * (x[i] - m);
+        s += part;
+    }
+    return s;
+}
+
+/* *sg += sum g, *sgx += sum g * (x - mean) * invstd */
+static void sum_g_gx(const float *g, const float *x, size_t n, float mean, float invstd, double *sg,
+                     double *sgx) {
+    for (size_t lo = 0; lo < n; lo += RBLOCK) {
+        const size_t hi = lo + RBLOCK < n ? lo + RBLOCK : n;
+        float a0 = 0.0f, a1 = 0.0f;
+#pragma omp simd reduction(+ : a0, a1)
+        for (size_t i = lo; i < hi; i++) {
+            a0 += g[i];
+            a1 += g[i] * ((x[i] - mean) * invstd);
+        }
+        *sg += a0;
+        *sgx += a1;
+    }
+}
+
+/* ---- BatchNorm ----------------------------------------------------------------------------- */
+
+static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
+                      sq_view running_mean, sq_view running_var, sq_view residual, sq_view y,
+                      sq_view save_mean, sq_view save_invstd, sq_status *st) {
+    const sq_shape5 s = p->shape;
+    SQ_TRY(check_shape(s, "bn_fwd", st));
+    const float *px = sq_cpu_f(x), *pg = sq_cpu_f(gamma), *pb = sq_cpu_f(beta),
+                *pr = sq_cpu_f(residual);
+    float *prm = sq_cpu_f(running_mean), *prv = sq_cpu_f(running_var), *py = sq_cpu_f(y),
+          *psm = sq_cpu_f(save_mean), *psi = sq_cpu_f(save_invstd);
+    const int C = s.c;
+    const size_t S = (size_t)s.d * s.h * s.w, M = (size_t)s.n * S;
+    const sq_act act = p->act;
+#pragma omp parallel for schedule(dynamic, 1) NT
+    for (int c = 0; c < C; c++) {
+        float mean, invstd;
+        if (p->training) {
+            double sum = 0.0;
+            for (int n = 0; n < s.n; n++)
+                sum += sum_f(px + ((size_t)n * C + c) * S, S);
+            const double m = sum / (double)M;
+            double ss = 0.0;
+            for (int n = 0; n < s.n; n++)
+                ss += sumsq_dev(px + ((size_t)n * C + c) * S, S, (float)m);
+            const double var = ss / (double)M;
+            mean = (float)m;
+            invstd = (float)(1.0 / sqrt(var + p->eps));
+            if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * mean;
+            if (prv) {
+                const double unb = M > 1 ? ss / (double)(M - 1) : var;
+                prv[c] = (1.0f - p->momentum) * prv[c] + p->momentum * (float)unb;
+            }
+        } else {
+            mean = prm[c];
+            invstd = (float)(1.0 / sqrt((double)prv[c] + p->eps));
+        }
+        if (psm) psm[c] = mean;
+        if (psi) psi[c] = invstd;
+        const float a = (pg ? pg[c] : 1.0f) * invstd;
+        const float b = (pb ? pb[c] : 0.0f) - mean * a;
+        for (int n = 0; n < s.n; n++) {
+            const size_t o = ((size_t)n * C + c) * S;
+            const float *xp = px + o;
+            float *yp = py + o;
+            act_apply(act, yp, xp, S, a, b);
+            if (pr) {
+                const float *rp = pr + o;
+#pragma omp simd
+                for (size_t i = 0; i < S; i++)
+                    yp[i] += rp[i];
+            }
+        }
+    }
+    return SQ_OK;
+}
+
+static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
+                      sq_view save_mean, sq_view save_invstd, sq_view dy, sq_view dx,
+                      sq_view dgamma, sq_view dbeta, sq_status *st) {
+    const sq_shape5 s = p->shape;
+    SQ_TRY(check_shape(s, "bn_bwd", st));
+    const float *px = sq_cpu_f(x), *pg = sq_cpu_f(gamma), *pb = sq_cpu_f(beta),
+                *psm = sq_cpu_f(save_mean), *psi = sq_cpu_f(save_invstd), *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx), *pdg = sq_cpu_f(dgamma), *pdb = sq_cpu_f(dbeta);
+    const int C = s.c;
+    const size_t S = (size_t)s.d * s.h * s.w, M = (size_t)s.n * S;
+    const sq_act act = p->act;
+    sq_cpu *cpu = sq_cpu_of(be);
+    if (!pdx) SQ_TRY(sq_cpu_scratch_reserve(cpu, S, st));
+#pragma omp parallel for schedule(dynamic, 1) NT
+    for (int c = 0; c < C; c++) {
+        const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
+        const float sa = g * invstd, sb = bt - mean * sa;
+        /* pass 1: g' = dy * act'(z) into dx (or scratch); sums of g' and g' * xhat */
+        double sg = 0.0, sgx = 0.0;
+        for (int n = 0; n < s.n; n++) {
+            const size_t o = ((size_t)n * C + c) * S;
+            float *gp = pdx ? pdx + o : cpu->scratch[omp_get_thread_num()].p;
+            const float *xp = px + o;
+            act_grad(act, gp, pdy + o, xp, S, sa, sb);
+            sum_g_gx(gp, xp, S, mean, invstd, &sg, &sgx);
+        }
+        if (pdg) pdg[c] += (float)sgx;
+        if (pdb) pdb[c] += (float)sg;
+        if (!pdx) continue;
+        /* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)) */
+        const float k = g * invstd;
+        const float mg = p->training ? (float)(sg / (double)M) : 0.0f;
+        const float mgx = p->training ? (float)(sgx / (double)M) : 0.0f;
+        for (int n = 0; n < s.n; n++) {
+            const size_t o = ((size_t)n * C + c) * S;
+            float *dp = pdx + o;
+            const float *xp = px + o;
+#pragma omp simd
+            for (size_t i = 0; i < S; i++)
+                dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
+        }
+    }
+    return SQ_OK;
+}
+
+/* ---- activations ------------------------------------------------------------------------- */
+
+static sq_code act_fwd(sq_backend *be, sq_act act, int64_t n, sq_view x, sq_view y, sq_status *st) {
+    (void)st;
+    const float *px = sq_cpu_f(x);
+    float *py = sq_cpu_f(y);
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) NT
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t lo = t * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
+        act_apply(act, py + lo, px + lo, (size_t)len, 1.0f, 0.0f);
+    }
+    return SQ_OK;
+}
+
+static sq_code act_bwd(sq_backend *be, sq_act act, int64_t n, sq_view x, sq_view dy, sq_view dx,
+                       sq_status *st) {
+    (void)st;
+    const float *px = sq_cpu_f(x), *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx);
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) NT
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t lo = t * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
+        act_grad(act, pdx + lo, pdy + lo, px + lo, (size_t)len, 1.0f, 0.0f);
+    }
+    return SQ_OK;
+}
+
+/* ---- PReLU --------------------------------------------------------------------------------- */
+
+static sq_code prelu_fwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view alpha, sq_view y,
+                         sq_status *st) {
+    SQ_TRY(check_shape(s, "prelu_fwd", st));
+    const float *px = sq_cpu_f(x), *pa = sq_cpu_f(alpha);
+    float *py = sq_cpu_f(y);
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float a = pa[pl % s.c];
+        const float *xp = px + pl * S;
+        float *yp = py + pl * S;
+        size_t i = 0;
+        for (; i + 4 <= S; i += 4) {
+            const v4 v = *(const v4u *)(xp + i);
+            *(v4u *)(yp + i) = vsel(v > 0.0f, v, v * a);
+        }
+        for (; i < S; i++)
+            yp[i] = xp[i] > 0.0f ? xp[i] : a * xp[i];
+    }
+    return SQ_OK;
+}
+
+static sq_code prelu_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view alpha, sq_view dy,
+                         sq_view dx, sq_view dalpha, sq_status *st) {
+    SQ_TRY(check_shape(s, "prelu_bwd", st));
+    const float *px = sq_cpu_f(x), *pa = sq_cpu_f(alpha), *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx), *pda = sq_cpu_f(dalpha);
+    const size_t S = (size_t)s.d * s.h * s.w;
+#pragma omp parallel for schedule(static) NT
+    for (int c = 0; c < s.c; c++) {
+        const float a = pa[c];
+        double da = 0.0;
+        for (int n = 0; n < s.n; n++) {
+            const size_t o = ((size_t)n * s.c + c) * S;
+            float part = 0.0f;
+            for (size_t i = 0; i < S; i++) {
+                const float xv = px[o + i], g = pdy[o + i];
+                if (pdx) pdx[o + i] = xv > 0.0f ? g : a * g;
+                if (xv <= 0.0f) part += g * xv;
+            }
+            da += part;
+        }
+        if (pda) pda[c] += (float)da;
+    }
+    return SQ_OK;
+}
+
+/* ---- global average pooling, channel scaling ---------------------------------------------- */
+
+static sq_code gap_fwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view y, sq_status *st) {
+    SQ_TRY(check_shape(s, "gap_fwd", st));
+    const float *px = sq_cpu_f(x);
+    float *py = sq_cpu_f(y);
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float *xp = px + pl * S;
+        double sum = 0.0;
+        for (size_t lo = 0; lo < S; lo += 4096) {
+            const size_t hi = lo + 4096 < S ? lo + 4096 : S;
+            float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+            for (size_t i = lo; i < hi; i++)
+                part += xp[i];
+            sum += part;
+        }
+        py[pl] = (float)(sum / (double)S);
+    }
+    return SQ_OK;
+}
+
+static sq_code gap_bwd(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st) {
+    SQ_TRY(check_shape(s, "gap_bwd", st));
+    const float *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx);
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float g = pdy[pl] / (float)S;
+        float *xp = pdx + pl * S;
+        for (size_t i = 0; i < S; i++)
+            xp[i] = g;
+    }
+    return SQ_OK;
+}
+
+static sq_code chscale_fwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale, sq_view y,
+                           sq_status *st) {
+    SQ_TRY(check_shape(s, "chscale_fwd", st));
+    const float *px = sq_cpu_f(x), *ps = sq_cpu_f(scale);
+    float *py = sq_cpu_f(y);
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float a = ps[pl];
+        const float *xp = px + pl * S;
+        float *yp = py + pl * S;
+        for (size_t i = 0; i < S; i++)
+            yp[i] = xp[i] * a;
+    }
+    return SQ_OK;
+}
+
+static sq_code chscale_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale, sq_view dy,
+                           sq_view dx, sq_view dscale, sq_status *st) {
+    SQ_TRY(check_shape(s, "chscale_bwd", st));
+    const float *px = sq_cpu_f(x), *ps = sq_cpu_f(scale), *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx), *pds = sq_cpu_f(dscale);
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float a = ps[pl];
+        const float *xp = px + pl * S, *gp = pdy + pl * S;
+        float acc = 0.0f;
+        if (pdx) {
+            float *dp = pdx + pl * S;
+            for (size_t i = 0; i < S; i++)
+                dp[i] = gp[i] * a;
+        }
+        if (pds) {
+            double sum = 0.0;
+            for (size_t lo = 0; lo < S; lo += 4096) {
+                const size_t hi = lo + 4096 < S ? lo + 4096 : S;
+                acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                for (size_t i = lo; i < hi; i++)
+                    acc += gp[i] * xp[i];
+                sum += acc;
+            }
+            pds[pl] = (float)sum;
+        }
+    }
+    return SQ_OK;
+}
+
+/* ---- max pooling --------------------------------------------------------------------------- */
+
+static sq_code check_pool(const sq_pool3d *p, sq_status *st) {
+    SQ_TRY(check_shape(p->in, "maxpool3d", st));
+    for (int a = 0; a < 3; a++)
+        if (p->k[a] < 1 || p->stride[a] < 1 || p->pad[a] < 0 || 2 * p->pad[a] > p->k[a])
+            return sq_fail(st, SQ_ERR_RANGE, "maxpool3d: axis %d: kernel %d stride %d pad %d", a,
+                           p->k[a], p->stride[a], p->pad[a]);
+    const sq_shape5 o = sq_pool3d_out(p);
+    if (o.d < 1 || o.h < 1 || o.w < 1)
+        return sq_fail(st, SQ_ERR_RANGE, "maxpool3d: empty output %dx%dx%d", o.d, o.h, o.w);
+    return SQ_OK;
+}
+
+/* Index within the plane of the first maximum of the window of output (od, oh, ow). */
+static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int oh, int ow) {
+    const sq_shape5 s = p->in;
+    const int d0 = od * p->stride[0] - p->pad[0], h0 = oh * p->stride[1] - p->pad[1],
+              w0 = ow * p->stride[2] - p->pad[2];
+    const int d1 = d0 + p->k[0] < s.d ? d0 + p->k[0] : s.d,
+              h1 = h0 + p->k[1] < s.h ? h0 + p->k[1] : s.h,
+              w1 = w0 + p->k[2] < s.w ? w0 + p->k[2] : s.w;
+    float best = -INFINITY;
+    size_t arg = SIZE_MAX;
+    for (int d = d0 < 0 ? 0 : d0; d < d1; d++)
+        for (int h = h0 < 0 ? 0 : h0; h < h1; h++) {
+            const size_t r = ((size_t)d * s.h + h) * s.w;
+            for (int w = w0 < 0 ? 0 : w0; w < w1; w++)
+                if (xp[r + w] > best || arg == SIZE_MAX) {
+                    best = xp[r + w];
+                    arg = r + w;
+                }
+        }
+    return arg;
+}
+
+static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
+                             sq_status *st) {
+    SQ_TRY(check_pool(p, st));
+    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
+    const float *px = sq_cpu_f(x);
+    float *py = sq_cpu_f(y);
+    const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float *xp = px + pl * S;
+        float *yp = py + pl * So;
+        for (int od = 0; od < o.d; od++)
+            for (int oh = 0; oh < o.h; oh++)
+                for (int ow = 0; ow < o.w; ow++)
+                    yp[((size_t)od * o.h + oh) * o.w + ow] = xp[pool_arg(p, xp, od, oh, ow)];
+    }
+    return SQ_OK;
+}
+
+static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view dy, sq_view dx,
+                             sq_status *st) {
+    SQ_TRY(check_pool(p, st));
+    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
+    const float *px = sq_cpu_f(x), *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx);
+    const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float *xp = px + pl * S, *gp = pdy + pl * So;
+        float *dp = pdx + pl * S;
+        memset(dp, 0, S * sizeof(float));
+        for (int od = 0; od < o.d; od++)
+            for (int oh = 0; oh < o.h; oh++)
+                for (int ow = 0; ow < o.w; ow++)
+                    dp[pool_arg(p, xp, od, oh, ow)] += gp[((size_t)od * o.h + oh) * o.w + ow];
+    }
+    return SQ_OK;
+}
+
+/* ---- nearest resize ---------------------------------------------------------------------- */
+
+static sq_code check_resize(const sq_resize3d *p, sq_status *st) {
+    SQ_TRY(check_shape(p->in, "resize3d", st));
+    if (p->out[0] < 1 || p->out[1] < 1 || p->out[2] < 1)
+        return sq_fail(st, SQ_ERR_RANGE, "resize3d: non-positive target %dx%dx%d", p->out[0],
+                       p->out[1], p->out[2]);
+    return SQ_OK;
+}
+
+static sq_code resize3d_fwd(sq_backend *be, const sq_resize3d *p, sq_view x, sq_view y,
+                            sq_status *st) {
+    SQ_TRY(check_resize(p, st));
+    const sq_shape5 s = p->in;
+    const int Do = p->out[0], Ho = p->out[1], Wo = p->out[2];
+    const float *px = sq_cpu_f(x);
+    float *py = sq_cpu_f(y);
+    const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)Do * Ho * Wo;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        const float *xp = px + pl * S;
+        float *yp = py + pl * So;
+        for (int od = 0; od < Do; od++) {
+            const int id = (int)((int64_t)od * s.d / Do);
+            for (int oh = 0; oh < Ho; oh++) {
+                const int ih = (int)((int64_t)oh * s.h / Ho);
+                const float *xr = xp + ((size_t)id * s.h + ih) * s.w;
+                float *yr = yp + ((size_t)od * Ho + oh) * Wo;
+                for (int ow = 0; ow < Wo; ow++)
+                    yr[ow] = xr[(int64_t)ow * s.w / Wo];
+            }
+        }
+    }
+    return SQ_OK;
+}
+
+static sq_code resize3d_bwd(sq_backend *be, const sq_resize3d *p, sq_view dy, sq_view dx,
+                            sq_status *st) {
+    SQ_TRY(check_resize(p, st));
+    const sq_shape5 s = p->in;
+    const int Do = p->out[0], Ho = p->out[1], Wo = p->out[2];
+    const float *pdy = sq_cpu_f(dy);
+    float *pdx = sq_cpu_f(dx);
+    const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)Do * Ho * Wo;
+    const int planes = s.n * s.c;
+#pragma omp parallel for schedule(static) NT
+    for (int pl = 0; pl < planes; pl++) {
+        float *xp = pdx + pl * S;
+        const float *yp = pdy + pl * So;
+        memset(xp, 0, S * sizeof(float));
+        for (int od = 0; od < Do; od++) {
+            const int id = (int)((int64_t)od * s.d / Do);
+            for (int oh = 0; oh < Ho; oh++) {
+                const int ih = (int)((int64_t)oh * s.h / Ho);
+                float *xr = xp + ((size_t)id * s.h + ih) * s.w;
+                const float *yr = yp + ((size_t)od * Ho + oh) * Wo;
+                for (int ow = 0; ow < Wo; ow++)
+                    xr[(int64_t)ow * s.w / Wo] += yr[ow];
+            }
+        }
+    }
+    return SQ_OK;
+}
+
+/* ---- fast normalised fusion ---------------------------------------------------------------- */
+
+#define FUSE_KMAX 8
+#define FUSE_EPS  1e-4f
+
+static sq_code fuse_fwd(sq_backend *be, sq_shape5 s, int k, const sq_view *xs, sq_view w, sq_view y,
+                        sq_status *st) {
+    SQ_TRY(check_shape(s, "fuse_fwd", st));
+    if (k < 1 || k > FUSE_KMAX)
+        return sq_fail(st, SQ_ERR_RANGE, "fuse_fwd: %d inputs, expected 1..%d", k, FUSE_KMAX);
+    const float *pw = sq_cpu_f(w);
+    const float *px[FUSE_KMAX];
+    float a[FUSE_KMAX], sum = 0.0f;
+    for (int i = 0; i < k; i++) {
+        px[i] = sq_cpu_f(xs[i]);
+        a[i] = pw[i] > 0.0f ? pw[i] : 0.0f;
+        sum += a[i];
+    }
+    for (int i = 0; i < k; i++)
+        a[i] /= sum + FUSE_EPS;
+    float *py = sq_cpu_f(y);
+    const int64_t n = sq_shape5_numel(s);
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) NT
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t lo = t * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        const float *x0 = px[0];
+        const float a0 = a[0];
+#pragma omp simd
+        for (int64_t j = lo; j < hi; j++)
+            py[j] = a0 * x0[j];
+        for (int i = 1; i < k; i++) {
+            const float *xi = px[i];
+            const float ai = a[i];
+#pragma omp simd
+            for (int64_t j = lo; j < hi; j++)
+                py[j] += ai * xi[j];
+        }
+    }
+    return SQ_OK;
+}
+
+static sq_code fuse_bwd(sq_backend *be, sq_shape5 s, int k, const sq_view *xs, sq_view w,
+                        sq_view dy, sq_view *dxs, sq_view dw, sq_status *st) {
+    SQ_TRY(check_shape(s, "fuse_bwd", st));
+    if (k < 1 || k > FUSE_KMAX)
+        return sq_fail(st, SQ_ERR_RANGE, "fuse_bwd: %d inputs, expected 1..%d", k, FUSE_KMAX);
+    const float *pw = sq_cpu_f(w), *pdy = sq_cpu_f(dy);
+    float *pdw = sq_cpu_f(dw);
+    float r[FUSE_KMAX], sum = 0.0f;
+    for (int i = 0; i < k; i++) {
+        r[i] = pw[i] > 0.0f ? pw[i] : 0.0f;
+        sum += r[i];
+    }
+    const float T = sum + FUSE_EPS;
+    const int64_t n = sq_shape5_numel(s);
+    const float *px[FUSE_KMAX];
+    float *pdx[FUSE_KMAX], a[FUSE_KMAX];
+    for (int i = 0; i < k; i++) {
+        px[i] = sq_cpu_f(xs[i]);
+        pdx[i] = sq_cpu_f(dxs[i]);
+        a[i] = r[i] / T;
+    }
+    /* one pass: dx_i = a_i dy, and per-chunk partial sums D_i = sum dy * x_i (in double) */
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+    double D[FUSE_KMAX] = {0};
+#pragma omp parallel NT
+    {
+        double Dl[FUSE_KMAX] = {0};
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tasks; t++) {
+            const int64_t lo = t * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+            for (int i = 0; i < k; i++) {
+                const float *x = px[i];
+                float *dx = pdx[i];
+                const float ai = a[i];
+                float acc = 0.0f;
+                if (dx) {
+#pragma omp simd
+                    for (int64_t j = lo; j < hi; j++)
+                        dx[j] = ai * pdy[j];
+                }
+                if (pdw) {
+#pragma omp simd reduction(+ : acc)
+                    for (int64_t j = lo; j < hi; j++)
+                        acc += pdy[j] * x[j];
+                    Dl[i] += acc;
+                }
+            }
+        }
+#pragma omp critical
+        for (int i = 0; i < k; i++)
+            D[i] += Dl[i];
+    }
+    if (!pdw) return SQ_OK;
+    /* dL/dr_i = (D_i - sum_j r_j D_j / T) / T */
+    double mix = 0.0;
+    for (int j = 0; j < k; j++)
+        mix += r[j] * D[j];
+    for (int i = 0; i < k; i++)
+        if (pw[i] > 0.0f) pdw[i] += (float)((D[i] - mix / T) / T);
+    return SQ_OK;
+}
+
+/* ---- add, axpy, MSE, Adam ------------------------------------------------------------------ */
+
+static sq_code add(sq_backend *be, int64_t n, sq_view a, sq_view b, sq_view y, sq_status *st) {
+    (void)st;
+    const float *pa = sq_cpu_f(a), *pb = sq_cpu_f(b);
+    float *py = sq_cpu_f(y);
+#pragma omp parallel for schedule(static) NT
+    for (int64_t i = 0; i < n; i++)
+        py[i] = pa[i] + pb[i];
+    return SQ_OK;
+}
+
+static sq_code axpy(sq_backend *be, int64_t n, float alpha, sq_view x, sq_view y, sq_status *st) {
+    (void)st;
+    const float *px = sq_cpu_f(x);
+    float *py = sq_cpu_f(y);
+#pragma omp parallel for schedule(static) NT
+    for (int64_t i = 0; i < n; i++)
+        py[i] += alpha * px[i];
+    return SQ_OK;
+}
+
+static sq_code mse_fwd(sq_backend *be, int64_t n, sq_view pred, sq_view target, sq_view loss,
+                       sq_status *st) {
+    (void)be;
+    if (n < 1) return sq_fail(st, SQ_ERR_RANGE, "mse_fwd: %lld elements", (long long)n);
+    const float *p = sq_cpu_f(pred), *t = sq_cpu_f(target);
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        acc += ((double)p[i] - t[i]) * ((double)p[i] - t[i]);
+    *sq_cpu_f(loss) = (float)(acc / (double)n);
+    return SQ_OK;
+}
+
+static sq_code mse_bwd(sq_backend *be, int64_t n, sq_view pred, sq_view target, float scale,
+                       sq_view dpred, sq_status *st) {
+    (void)be;
+    if (n < 1) return sq_fail(st, SQ_ERR_RANGE, "mse_bwd: %lld elements", (long long)n);
+    const float *p = sq_cpu_f(pred), *t = sq_cpu_f(target);
+    float *d = sq_cpu_f(dpred);
+    const float k = 2.0f * scale / (float)n;
+    for (int64_t i = 0; i < n; i++)
+        d[i] = k * (p[i] - t[i]);
+    return SQ_OK;
+}
+
+static sq_code adam(sq_backend *be, const sq_adam *a, int64_t n, sq_view params, sq_view grads,
+                    sq_view m, sq_view v, sq_status *st) {
+    if (a->step < 1) return sq_fail(st, SQ_ERR_RANGE, "adam: step %ld, expected >= 1", a->step);
+    float *pp = sq_cpu_f(params), *pm = sq_cpu_f(m), *pv = sq_cpu_f(v);
+    const float *pg = sq_cpu_f(grads);
+    const double bc1 = 1.0 - pow(a->beta1, (double)a->step);
+    const double bc2 = 1.0 - pow(a->beta2, (double)a->step);
+    const float step_size = (float)(a->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2));
+    const float b1 = a->beta1, b2 = a->beta2, eps = a->eps, wd = a->weight_decay;
+#pragma omp parallel for schedule(static) NT
+    for (int64_t i = 0; i < n; i++) {
+        const float g = pg[i] + wd * pp[i];
+        const float mi = b1 * pm[i] + (1.0f - b1) * g;
+        const float vi = b2 * pv[i] + (1.0f - b2) * g * g;
+        pm[i] = mi;
+        pv[i] = vi;
+        pp[i] -= step_size * mi / (sqrtf(vi) * rbc2 + eps);
+    }
+    return SQ_OK;
+}
+
+void sq_cpu_ops_fill(sq_backend *be) {
+    be->bn_fwd = bn_fwd;
+    be->bn_bwd = bn_bwd;
+    be->act_fwd = act_fwd;
+    be->act_bwd = act_bwd;
+    be->prelu_fwd = prelu_fwd;
+    be->prelu_bwd = prelu_bwd;
+    be->gap_fwd = gap_fwd;
+    be->gap_bwd = gap_bwd;
+    be->chscale_fwd = chscale_fwd;
+    be->chscale_bwd = chscale_bwd;
+    be->maxpool3d_fwd = maxpool3d_fwd;
+    be->maxpool3d_bwd = maxpool3d_bwd;
+    be->resize3d_fwd = resize3d_fwd;
+    be->resize3d_bwd = resize3d_bwd;
+    be->fuse_fwd = fuse_fwd;
+    be->fuse_bwd = fuse_bwd;
+    be->add = add;
+    be->axpy = axpy;
+    be->mse_fwd = mse_fwd;
+    be->mse_bwd = mse_bwd;
+    be->adam = adam;
+}
