@@ -38,9 +38,15 @@ int sq_cmd_check(int argc, char **argv);
 int sq_cmd_ingest(int argc, char **argv);   /* cmd_ingest.c */
 int sq_cmd_contours(int argc, char **argv); /* cmd_contours.c */
 int sq_cmd_synth(int argc, char **argv);    /* cmd_synth.c */
+int sq_cmd_demo(int argc, char **argv);     /* cmd_demo.c */
+int sq_cmd_predict(int argc, char **argv);  /* cmd_predict.c */
+int sq_cmd_cv(int argc, char **argv);       /* cmd_train.c */
+int sq_cmd_train(int argc, char **argv);    /* cmd_train.c */
 int sq_cmd_bench(int argc, char **argv);    /* cmd_bench.c: dispatches to the bench_*.c below */
 int sq_bench_ops(int argc, char **argv);    /* bench_ops.c:  segqa bench ops */
 int sq_bench_data(int argc, char **argv);   /* bench_data.c: segqa bench data */
+int sq_bench_train(int argc, char **argv);  /* bench_train.c: segqa bench train */
+int sq_bench_infer(int argc, char **argv);  /* bench_train.c: segqa bench infer */
 int sq_cmd_version(int argc, char **argv);
 
 /* `segqa --version` text. */

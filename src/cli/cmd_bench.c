@@ -18,6 +18,8 @@ static const sq_bench k_benches[] = {
     {"ops", "every op of the network at the paper shape vs oneDNN and the sgemm peak",
      sq_bench_ops},
     {"data", "augmentation and loader throughput vs a scipy.ndimage pipeline", sq_bench_data},
+    {"train", "training step (batch 2, paper shape) vs the PyTorch reference", sq_bench_train},
+    {"infer", "inference (batch 1, paper shape) vs the PyTorch reference", sq_bench_infer},
 };
 static const int k_nbenches = (int)(sizeof k_benches / sizeof k_benches[0]);
 

@@ -1,0 +1,336 @@
+/* bench_train.c — `segqa bench train` and `segqa bench infer`: the whole QA network on the CPU
+ * backend against the PyTorch reference of the same configuration (tests/parity/segqa_ref.py, run
+ * by /usr/bin/python3 with the same thread count, in the same run on the same machine).
+ *
+ * train: batch 2 (forward + MSE + backward + Adam), training mode. infer: batch 1, eval mode,
+ * forward only, no gradient arena. Both at the paper shape by default (2 x 28 x 160 x 160 at
+ * 3.9 x 0.59 x 0.59 mm, anisotropic depth rule). Prints median and min/max ms over --steps steps
+ * after --warmup steps, GFLOP/s (training counts 3x the forward FLOPs: forward + data and weight
+ * gradients), the ratio of our median to PyTorch's, and the peak resident memory of both
+ * processes. --out FILE.md writes the table as Markdown.
+ */
+#include "cli.h"
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "core/timer.h"
+#include "model/model.h"
+#include "nn/backend.h"
+#include "optim/optim.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+
+typedef struct bopts {
+    long long steps, warmup, threads, batch;
+    char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024];
+    int no_torch, profile;
+} bopts;
+
+static double median_of(double *v, int n) {
+    return sq_median(v, n);
+}
+static double min_of(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++)
+        m = v[i] < m ? v[i] : m;
+    return m;
+}
+static double max_of(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+static long peak_rss_kib(int who) {
+    struct rusage ru;
+    getrusage(who, &ru);
+    return ru.ru_maxrss;
+}
+
+static sq_code parse_config(const bopts *o, sq_model_config *c, sq_status *st) {
+    *c = sq_model_config_default();
+    int64_t shp[SQ_MAX_DIMS];
+    int nd;
+    SQ_TRY(sq_parse_shape(o->shape, shp, &nd, st));
+    if (nd != 3) return sq_fail(st, SQ_ERR_USAGE, "--shape: expected DxHxW, got '%s'", o->shape);
+    c->depth = (int)shp[0], c->height = (int)shp[1], c->width = (int)shp[2];
+    if (sscanf(o->spacing, "%lfx%lfx%lf", &c->spacing[0], &c->spacing[1], &c->spacing[2]) != 3)
+        return sq_fail(st, SQ_ERR_USAGE, "--spacing: expected DxHxW in mm, got '%s'", o->spacing);
+    SQ_TRY(sq_depth_rule_parse(o->rule, &c->depth_rule, st));
+    return sq_model_config_check(c, st);
+}
+
+/* Our side: per-step milliseconds into ms[0..steps). */
+static sq_code run_ours(const bopts *o, const sq_model_config *c, int train, double *ms,
+                        size_t *arena, sq_status *st) {
+    sq_backend *be = sq_backend_cpu_create((int)o->threads, st);
+    if (!be) return st->code;
+    sq_model *m = NULL;
+    sq_adam_opt *opt = NULL;
+    float *x = NULL, *t = NULL;
+    int n = train ? (int)o->batch : 1;
+    sq_code rc = sq_model_create(c, be, &m, st);
+    if (rc == SQ_OK) rc = sq_model_plan(m, n, train, st);
+    size_t nx = (size_t)n * c->in_channels * c->depth * c->height * c->width;
+    if (rc == SQ_OK) {
+        x = malloc(nx * sizeof(float));
+        t = malloc((size_t)n * sizeof(float));
+        if (!x || !t) rc = sq_fail(st, SQ_ERR_NOMEM, "bench: out of memory");
+    }
+    if (rc == SQ_OK) {
+        sq_rng r;
+        sq_rng_init(&r, 1, 0, 0);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = sq_rng_normal(&r);
+        for (int i = 0; i < n; i++)
+            t[i] = sq_rng_uniform(&r);
+        sq_model_set_training(m, train);
+        *arena = sq_model_arena_bytes(m);
+    }
+    if (rc == SQ_OK && train) {
+        sq_adam_config ac = sq_adam_config_default();
+        rc = sq_adam_create(be, sq_model_params_floats(m), &ac, &opt, st);
+    }
+    for (long long i = 0; rc == SQ_OK && i < o->warmup + o->steps; i++) {
+        if (o->profile && i == o->warmup) sq_model_set_profile(m, 1);
+        double t0 = sq_now();
+        rc = sq_model_forward(m, x, NULL, st);
+        if (train) {
+            if (rc == SQ_OK) rc = sq_model_loss(m, t, NULL, st);
+            if (rc == SQ_OK) rc = sq_model_backward(m, st);
+            if (rc == SQ_OK)
+                rc = sq_adam_step(opt, sq_model_params_buf(m), sq_model_grads_buf(m), 0.002f, st);
+        }
+        if (rc == SQ_OK) rc = be->sync(be, st);
+        if (i >= o->warmup) ms[i - o->warmup] = (sq_now() - t0) * 1e3;
+    }
+    if (rc == SQ_OK && o->profile) {
+        printf("per-op time over %lld steps (with a sync after every op):\n", o->steps);
+        sq_model_profile_print(m, stdout);
+    }
+    free(x);
+    free(t);
+    sq_adam_destroy(opt);
+    sq_model_destroy(m);
+    be->destroy(be);
+    return rc;
+}
+
+/* The reference's script: --ref, else $SEGQA_SOURCE_DIR, else the source tree this was built from.
+ */
+static void ref_script(const bopts *o, char *buf, size_t n) {
+    if (o->ref[0]) {
+        snprintf(buf, n, "%s", o->ref);
+        return;
+    }
+    const char *src = getenv("SEGQA_SOURCE_DIR");
+    char tree[1024] = "";
+#ifdef SEGQA_DEFAULT_DATA_DIR
+    snprintf(tree, sizeof tree, "%s", SEGQA_DEFAULT_DATA_DIR);
+    char *cut = strstr(tree, "/datasets/");
+    if (cut) *cut = 0;
+#endif
+    snprintf(buf, n, "%s/tests/parity/segqa_ref.py", src ? src : tree[0] ? tree : ".");
+}
+
+static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, double *ms, int *nms,
+                         sq_status *st) {
+    char dir[] = "/tmp/segqa_bench_XXXXXX";
+    if (!mkdtemp(dir)) return sq_fail(st, SQ_ERR_IO, "bench: cannot create a temporary folder");
+    char cfg[256], script[1200], cmd[4096];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    cJSON *j = sq_model_config_to_json(c);
+    char *txt = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    FILE *f = fopen(cfg, "w");
+    if (!f || !txt) {
+        free(txt);
+        if (f) fclose(f);
+        rmdir(dir);
+        return sq_fail(st, SQ_ERR_IO, "%s: cannot write", cfg);
+    }
+    fputs(txt, f);
+    fclose(f);
+    free(txt);
+    ref_script(o, script, sizeof script);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%lld %s %s bench %s --threads %lld --batch %lld --warmup %lld "
+             "--train-steps %lld --infer-steps %lld",
+             o->threads, o->python, script, cfg, o->threads, o->batch, o->warmup,
+             train ? o->steps : 0, train ? 0 : o->steps);
+    FILE *p = popen(cmd, "r");
+    char *buf = calloc(1 << 20, 1);
+    size_t got = 0, r;
+    while (p && buf && (r = fread(buf + got, 1, (1 << 20) - 1 - got, p)) > 0)
+        got += r;
+    int prc = p ? pclose(p) : -1;
+    unlink(cfg);
+    rmdir(dir);
+    if (!buf) return sq_fail(st, SQ_ERR_NOMEM, "bench: out of memory");
+    cJSON *res = prc == 0 ? cJSON_Parse(buf) : NULL;
+    free(buf);
+    if (!res)
+        return sq_fail(st, SQ_ERR_UNSUPPORTED, "PyTorch reference failed (%s); --no-torch skips it",
+                       cmd);
+    cJSON *arr = cJSON_GetObjectItem(res, train ? "train_ms" : "infer_ms");
+    *nms = 0;
+    cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        if (*nms < 4096) ms[(*nms)++] = e->valuedouble;
+    }
+    cJSON_Delete(res);
+    return *nms > 0 ? SQ_OK : sq_fail(st, SQ_ERR_FORMAT, "PyTorch reference returned no times");
+}
+
+static void emit(FILE *md, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(FILE *md, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (md) {
+        va_start(ap, fmt);
+        vfprintf(md, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int bench_main(int train, int argc, char **argv) {
+    const char *cmdname = train ? "bench train" : "bench infer";
+    bopts o;
+    memset(&o, 0, sizeof o);
+    o.steps = 10, o.warmup = 2, o.threads = 2, o.batch = train ? 2 : 1;
+    snprintf(o.shape, sizeof o.shape, "28x160x160");
+    snprintf(o.spacing, sizeof o.spacing, "3.9x0.59x0.59");
+    snprintf(o.rule, sizeof o.rule, "anisotropic");
+    snprintf(o.python, sizeof o.python, "/usr/bin/python3");
+    const sq_option opts[] = {
+        {"steps", 'n', SQ_OPT_INT, &o.steps, 0, "N", "timed steps after warm-up", NULL, 1, 4096},
+        {"warmup", 0, SQ_OPT_INT, &o.warmup, 0, "N", "untimed warm-up steps", NULL, 0, 1000},
+        {"threads", 't', SQ_OPT_INT, &o.threads, 0, "N", "threads for both segqa and PyTorch", NULL,
+         1, 256},
+        {"batch", 'b', SQ_OPT_INT, &o.batch, 0, "N", "batch size", NULL, 1, 64},
+        {"shape", 0, SQ_OPT_STRING, o.shape, sizeof o.shape, "DxHxW", "input size", NULL, 0, 0},
+        {"spacing", 0, SQ_OPT_STRING, o.spacing, sizeof o.spacing, "DxHxW",
+         "voxel spacing in mm (drives the anisotropic stride plan)", NULL, 0, 0},
+        {"depth-rule", 0, SQ_OPT_CHOICE, o.rule, sizeof o.rule, "RULE", "downsampling rule",
+         "anisotropic|isotropic", 0, 0},
+        {"no-torch", 0, SQ_OPT_FLAG, &o.no_torch, 0, NULL, "skip the PyTorch reference", NULL, 0,
+         0},
+        {"profile", 0, SQ_OPT_FLAG, &o.profile, 0, NULL, "print the time of every op kind", NULL, 0,
+         0},
+        {"python", 0, SQ_OPT_STRING, o.python, sizeof o.python, "PATH",
+         "python with torch (Debian's)", NULL, 0, 0},
+        {"ref", 0, SQ_OPT_STRING, o.ref, sizeof o.ref, "FILE",
+         "segqa_ref.py (default: from the source tree)", NULL, 0, 0},
+        {"out", 'o', SQ_OPT_STRING, o.out, sizeof o.out, "FILE.md", "also write the table here",
+         NULL, 0, 0},
+    };
+    sq_cli_spec spec = {train ? "bench train" : "bench infer",
+                        train ? "segqa bench train [options]" : "segqa bench infer [options]",
+                        train ? "Training step (forward + backward + Adam) of the QA network vs "
+                                "the PyTorch reference, same threads, same machine."
+                              : "Inference (forward, eval mode) of the QA network vs the PyTorch "
+                                "reference, same threads, same machine.",
+                        opts,
+                        (int)(sizeof opts / sizeof opts[0]),
+                        0,
+                        0};
+    sq_cli_args a;
+    sq_status st;
+    sq_status_clear(&st);
+    if (sq_cli_parse(&spec, argc, argv, &a, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
+    if (a.help) return 0;
+    sq_model_config c;
+    if (parse_config(&o, &c, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
+    int64_t flops = 0;
+    if (sq_model_flops(&c, &flops, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
+    int n = (int)o.steps;
+    double *ours = calloc((size_t)n, sizeof(double)), theirs[4096];
+    int ntheirs = 0;
+    size_t arena = 0;
+    if (!ours) return 1;
+    printf("segqa %s: batch %dx%dx%dx%dx%d at %gx%gx%g mm (%s), %lld threads, %lld warm-up + %lld "
+           "steps\n",
+           cmdname, (int)o.batch, c.in_channels, c.depth, c.height, c.width, c.spacing[0],
+           c.spacing[1], c.spacing[2], sq_depth_rule_name(c.depth_rule), o.threads, o.warmup,
+           o.steps);
+    fflush(stdout);
+    double load0[3] = {0, 0, 0}, load1[3] = {0, 0, 0};
+    if (getloadavg(load0, 3) < 0) load0[0] = -1;
+    if (run_ours(&o, &c, train, ours, &arena, &st) != SQ_OK) {
+        free(ours);
+        return sq_cli_report(cmdname, &st);
+    }
+    long rss_ours = peak_rss_kib(RUSAGE_SELF);
+    int have_torch = 0;
+    if (!o.no_torch) {
+        if (run_torch(&o, &c, train, theirs, &ntheirs, &st) != SQ_OK) {
+            free(ours);
+            return sq_cli_report(cmdname, &st);
+        }
+        have_torch = 1;
+    }
+    long rss_torch = peak_rss_kib(RUSAGE_CHILDREN);
+    if (getloadavg(load1, 3) < 0) load1[0] = -1;
+    FILE *md = NULL;
+    if (o.out[0] && !(md = fopen(o.out, "a"))) {
+        free(ours);
+        sq_fail(&st, SQ_ERR_IO, "%s: cannot open for writing", o.out);
+        return sq_cli_report(cmdname, &st);
+    }
+    double work = (double)flops * (double)o.batch * (train ? 3.0 : 1.0);
+    double med = median_of(ours, n);
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    emit(md, "\n### segqa %s — %s\n\n", cmdname, when);
+    emit(md,
+         "Input %lldx%dx%dx%dx%d at %gx%gx%g mm, %s depth rule; %.3f GFLOP/sample forward "
+         "(%s); %lld threads; %lld warm-up + %lld timed steps.\n\n",
+         o.batch, c.in_channels, c.depth, c.height, c.width, c.spacing[0], c.spacing[1],
+         c.spacing[2], sq_depth_rule_name(c.depth_rule), flops / 1e9,
+         train ? "a training step counts 3x forward" : "forward only", o.threads, o.warmup,
+         o.steps);
+    emit(md,
+         "| impl | median ms | min ms | max ms | GFLOP/s | peak RSS MiB | ratio to PyTorch |\n");
+    emit(md, "|---|---:|---:|---:|---:|---:|---:|\n");
+    double tmed = have_torch ? median_of(theirs, ntheirs) : 0;
+    emit(md, "| segqa (C, oneDNN + own kernels) | %.1f | %.1f | %.1f | %.1f | %.0f | %s |\n", med,
+         min_of(ours, n), max_of(ours, n), work / (med * 1e6), rss_ours / 1024.0,
+         have_torch ? "" : "n/a");
+    if (have_torch) {
+        emit(md, "| PyTorch %s reference | %.1f | %.1f | %.1f | %.1f | %.0f | 1 |\n", "1.13", tmed,
+             min_of(theirs, ntheirs), max_of(theirs, ntheirs), work / (tmed * 1e6),
+             rss_torch / 1024.0);
+        emit(md,
+             "\n**ratio segqa / PyTorch (median): %.3f** (target <= 0.2); ratio of the minima: "
+             "%.3f\n",
+             med / tmed, min_of(ours, n) / min_of(theirs, ntheirs));
+    }
+    emit(md,
+         "\n1-minute load average %.2f before, %.2f after (%ld cores online): above the thread "
+         "count, other processes shared the cores and the times are inflated.\n",
+         load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN));
+    emit(md, "\nActivation arena: %.0f MiB%s.\n", arena / 1048576.0,
+         train ? " (values + gradients)" : "");
+    if (md) fclose(md);
+    free(ours);
+    return 0;
+}
+
+int sq_bench_train(int argc, char **argv) {
+    return bench_main(1, argc, argv);
+}
+int sq_bench_infer(int argc, char **argv) {
+    return bench_main(0, argc, argv);
+}

@@ -1,0 +1,137 @@
+/* optim.c — Adam over flat buffers, the step schedule and gradient clipping (see optim.h). */
+#include "optim/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sq_adam_opt {
+    sq_backend *be;
+    size_t n;
+    sq_adam_config cfg;
+    sq_buf *m, *v;
+    long step;
+};
+
+sq_adam_config sq_adam_config_default(void) {
+    sq_adam_config c = {0.9f, 0.999f, 1e-8f, 0.0f};
+    return c;
+}
+
+sq_code sq_adam_create(sq_backend *be, size_t n, const sq_adam_config *cfg, sq_adam_opt **out,
+                       sq_status *st) {
+    *out = NULL;
+    if (!(cfg->beta1 >= 0 && cfg->beta1 < 1 && cfg->beta2 >= 0 && cfg->beta2 < 1 && cfg->eps > 0))
+        return sq_fail(st, SQ_ERR_RANGE, "adam: betas must be in [0, 1) and eps > 0");
+    sq_adam_opt *o = calloc(1, sizeof *o);
+    if (!o) return sq_fail(st, SQ_ERR_NOMEM, "adam: out of memory");
+    o->be = be;
+    o->n = n;
+    o->cfg = *cfg;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    sq_code rc = be->buf_alloc(be, bytes, &o->m, st);
+    if (rc == SQ_OK) rc = be->buf_alloc(be, bytes, &o->v, st);
+    if (rc != SQ_OK) {
+        sq_adam_destroy(o);
+        return sq_context(st, "adam moments (%zu floats)", n);
+    }
+    *out = o;
+    return SQ_OK;
+}
+
+void sq_adam_destroy(sq_adam_opt *o) {
+    if (!o) return;
+    o->be->buf_free(o->be, o->m);
+    o->be->buf_free(o->be, o->v);
+    free(o);
+}
+
+sq_code sq_adam_step(sq_adam_opt *o, sq_buf *params, sq_buf *grads, float lr, sq_status *st) {
+    sq_adam p;
+    p.lr = lr;
+    p.beta1 = o->cfg.beta1;
+    p.beta2 = o->cfg.beta2;
+    p.eps = o->cfg.eps;
+    p.weight_decay = o->cfg.weight_decay;
+    p.step = o->step + 1;
+    SQ_TRY(o->be->adam(o->be, &p, (int64_t)o->n, sq_view_of(params, 0), sq_view_of(grads, 0),
+                       sq_view_of(o->m, 0), sq_view_of(o->v, 0), st));
+    o->step++;
+    return SQ_OK;
+}
+
+long sq_adam_steps(const sq_adam_opt *o) {
+    return o->step;
+}
+size_t sq_adam_size(const sq_adam_opt *o) {
+    return o->n;
+}
+const sq_adam_config *sq_adam_get_config(const sq_adam_opt *o) {
+    return &o->cfg;
+}
+
+sq_code sq_adam_get_state(const sq_adam_opt *o, float *m, float *v, long *step, sq_status *st) {
+    SQ_TRY(o->be->download(o->be, m, o->m, 0, o->n * sizeof(float), st));
+    SQ_TRY(o->be->download(o->be, v, o->v, 0, o->n * sizeof(float), st));
+    *step = o->step;
+    return SQ_OK;
+}
+
+sq_code sq_adam_set_state(sq_adam_opt *o, const float *m, const float *v, long step,
+                          sq_status *st) {
+    if (step < 0) return sq_fail(st, SQ_ERR_RANGE, "adam: negative step %ld", step);
+    SQ_TRY(o->be->upload(o->be, o->m, 0, m, o->n * sizeof(float), st));
+    SQ_TRY(o->be->upload(o->be, o->v, 0, v, o->n * sizeof(float), st));
+    SQ_TRY(o->be->sync(o->be, st));
+    o->step = step;
+    return SQ_OK;
+}
+
+sq_lr_schedule sq_lr_schedule_paper(void) {
+    sq_lr_schedule s = {0.002, 0.0002, 120, 0};
+    return s;
+}
+
+double sq_lr_at(const sq_lr_schedule *s, int epoch, long step) {
+    double lr = epoch < s->decay_epoch ? s->base_lr : s->decayed_lr;
+    if (s->warmup_steps > 0 && step < s->warmup_steps)
+        lr *= (double)(step + 1) / (double)s->warmup_steps;
+    return lr;
+}
+
+sq_code sq_grad_norm(sq_backend *be, sq_buf *grads, size_t n, double *norm, sq_status *st) {
+    const float *g = be->buf_host(be, grads);
+    float *tmp = NULL;
+    if (!g) { /* device memory: bring it over once */
+        tmp = malloc((n ? n : 1) * sizeof(float));
+        if (!tmp) return sq_fail(st, SQ_ERR_NOMEM, "grad norm: out of memory");
+        sq_code rc = be->download(be, tmp, grads, 0, n * sizeof(float), st);
+        if (rc != SQ_OK) {
+            free(tmp);
+            return rc;
+        }
+        g = tmp;
+    } else {
+        SQ_TRY(be->sync(be, st));
+    }
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i];
+    free(tmp);
+    *norm = sqrt(s);
+    return SQ_OK;
+}
+
+sq_code sq_clip_grad_norm(sq_backend *be, sq_buf *grads, size_t n, double max_norm,
+                          double *norm_out, sq_status *st) {
+    double norm;
+    SQ_TRY(sq_grad_norm(be, grads, n, &norm, st));
+    if (norm_out) *norm_out = norm;
+    if (!isfinite(norm)) return sq_fail(st, SQ_ERR_RANGE, "grad norm is not finite (%g)", norm);
+    if (max_norm > 0 && norm > max_norm) {
+        float c = (float)(max_norm / (norm + 1e-6));
+        /* g = (c - 1) g + g = c g */
+        SQ_TRY(be->axpy(be, (int64_t)n, c - 1.0f, sq_view_of(grads, 0), sq_view_of(grads, 0), st));
+    }
+    return SQ_OK;
+}

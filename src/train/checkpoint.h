@@ -1,0 +1,51 @@
+/* checkpoint.h — segqa checkpoints in HDF5, readable with h5py.
+ *
+ * Layout (format "segqa-checkpoint", version 1):
+ *   /params/<name>      float32, the tensor's shape   (every learnable tensor, registry order)
+ *   /buffers/<name>     float32                       (BatchNorm running statistics)
+ *   /optim/m/<name>, /optim/v/<name>                  (Adam moments, when an optimiser is given)
+ *   root attributes: format, version, step, epoch, model_config (JSON), preproc_config (JSON),
+ *                    rng_key/rng_ctr/rng_buf (uint32), rng_idx, rng_has_spare, rng_spare;
+ *   /optim attributes: step, beta1, beta2, eps, weight_decay.
+ * Written to "<path>.tmp.<pid>" and renamed, so a reader never sees half a checkpoint. Loading
+ * checks the format, the model config and every tensor's name and shape, and says exactly what
+ * does not match.
+ *
+ * Not for: the training loop's policy of when to checkpoint (train/), data files (data/).
+ */
+#ifndef SEGQA_TRAIN_CHECKPOINT_H
+#define SEGQA_TRAIN_CHECKPOINT_H
+
+#include "core/rng.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "optim/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sq_ckpt_info {
+    long step;                 /* global optimiser step */
+    int epoch;                 /* epochs completed */
+    char preproc_config[4096]; /* JSON text of the preprocessing config ("" = "{}") */
+    int has_rng;               /* rng below is valid */
+    sq_rng rng;
+} sq_ckpt_info;
+
+/* `opt` may be NULL (no optimiser state written). */
+sq_code sq_checkpoint_save(const char *path, const sq_model *m, const sq_adam_opt *opt,
+                           const sq_ckpt_info *info, sq_status *st);
+
+/* Read the model config of a checkpoint (to create a matching model first). */
+sq_code sq_checkpoint_read_config(const char *path, sq_model_config *c, sq_status *st);
+
+/* Load into an existing model (and optimiser, if not NULL: the file must then hold its state).
+ * info may be NULL. */
+sq_code sq_checkpoint_load(const char *path, sq_model *m, sq_adam_opt *opt, sq_ckpt_info *info,
+                           sq_status *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
