@@ -13,10 +13,16 @@ typedef struct sq_command {
 } sq_command;
 
 static const sq_command k_commands[] = {
+    {"demo", "the main job: bundled real MRI -> contours -> 5-fold CV on 2 MPI ranks", sq_cmd_demo},
     {"ingest", "NIfTI images + masks (+ contours, clinical CSV) -> one HDF5 site file",
      sq_cmd_ingest},
     {"contours", "add automatic contours (atlas transfer, GT perturbations) to a site file",
      sq_cmd_contours},
+    {"cv", "K-fold cross-validation over MPI ranks, folds per patient, failure-case study",
+     sq_cmd_cv},
+    {"train", "train one model on all given sites (data-parallel over MPI ranks)", sq_cmd_train},
+    {"predict", "estimated Dice + accept/reject of contours from a checkpoint (exit 3: rejected)",
+     sq_cmd_predict},
     {"synth", "write a synthetic prostate-like MRI site file at the paper's shape", sq_cmd_synth},
     {"bench", "benchmarks against a named peer measured in the same run (ops, data)", sq_cmd_bench},
     {"check", "self-test of this installation: RNG, BLAS, libraries, bundled data", sq_cmd_check},

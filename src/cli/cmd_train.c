@@ -1,0 +1,201 @@
+/* cmd_train.c — `segqa cv` (K-fold cross-validation, folds per patient) and `segqa train` (one
+ * model on all given sites). Both share one option table and src/train/trainer.c; they run as one
+ * MPI job (`mpirun -np W segqa cv ...` or `srun --mpi=pmix`), or as a single process.
+ */
+#include "cli.h"
+
+#include "core/log.h"
+#include "hpc/comm.h"
+#include "hpc/signals.h"
+#include "train/trainer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct train_cli {
+    long long folds, epochs, batch, val_every, workers, threads, seed, decay_epoch, warmup,
+        fpn_channels, fpn_repeats, expansion, stop_after;
+    double val_fraction, lr, lr_decayed, clip, fail_rate, low, high;
+    int no_failures, no_figures;
+    char out[4096], splits[4096], augment[16], depth_rule[16];
+} train_cli;
+
+static void defaults(train_cli *c, int cv) {
+    sq_train_opts d = sq_train_opts_default();
+    memset(c, 0, sizeof *c);
+    c->folds = cv ? d.nfolds : 0;
+    c->epochs = d.epochs;
+    c->batch = d.batch;
+    c->val_every = d.val_every;
+    c->workers = d.workers;
+    c->threads = 0;
+    c->seed = (long long)d.seed;
+    c->decay_epoch = d.lr.decay_epoch;
+    c->warmup = d.lr.warmup_steps;
+    c->fpn_channels = d.model.fpn_channels;
+    c->fpn_repeats = d.model.fpn_repeats;
+    c->expansion = d.model.expansion;
+    c->val_fraction = d.val_fraction;
+    c->lr = d.lr.base_lr;
+    c->lr_decayed = d.lr.decayed_lr;
+    c->clip = d.clip;
+    c->fail_rate = d.fail_rate;
+    c->low = d.rule.low;
+    c->high = d.rule.high;
+    snprintf(c->out, sizeof c->out, "%s", cv ? "runs/cv" : "runs/train");
+    snprintf(c->augment, sizeof c->augment, "paper");
+    snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
+}
+
+/* Compute threads per rank when not given: the online cores shared by the ranks of this node. */
+static int auto_threads(int world_size) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!ls) ls = getenv("SLURM_NTASKS_PER_NODE");
+    int local = ls ? atoi(ls) : world_size;
+    if (local < 1) local = 1;
+    int t = (int)(cores / local);
+    return t < 1 ? 1 : t;
+}
+
+static int run(int argc, char **argv, int cv) {
+    train_cli c;
+    defaults(&c, cv);
+    const char *name = cv ? "cv" : "train";
+    sq_option opts[] = {
+        {"out", 'o', SQ_OPT_STRING, c.out, sizeof c.out, "DIR", "run folder", NULL, 0, 0},
+        {"folds", 'k', SQ_OPT_INT, &c.folds, 0, "K", "cross-validation folds (per patient)", NULL,
+         2, 64},
+        {"splits", 0, SQ_OPT_STRING, c.splits, sizeof c.splits, "FILE",
+         "reuse the folds of a splits.json", NULL, 0, 0},
+        {"epochs", 'e', SQ_OPT_INT, &c.epochs, 0, "N", "training epochs", NULL, 1, 100000},
+        {"batch", 'b', SQ_OPT_INT, &c.batch, 0, "N", "samples per step and rank group", NULL, 1,
+         64},
+        {"val-every", 0, SQ_OPT_INT, &c.val_every, 0, "N", "validate every N epochs", NULL, 1,
+         100000},
+        {"val-fraction", 0, SQ_OPT_DOUBLE, &c.val_fraction, 0, "F",
+         "share of training patients held out for validation", NULL, 0, 0.9},
+        {"lr", 0, SQ_OPT_DOUBLE, &c.lr, 0, "X", "learning rate", NULL, 1e-9, 10},
+        {"lr-decayed", 0, SQ_OPT_DOUBLE, &c.lr_decayed, 0, "X", "learning rate after decay", NULL,
+         1e-12, 10},
+        {"decay-epoch", 0, SQ_OPT_INT, &c.decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
+         100000},
+        {"warmup-steps", 0, SQ_OPT_INT, &c.warmup, 0, "N", "linear warm-up steps", NULL, 0,
+         10000000},
+        {"clip", 0, SQ_OPT_DOUBLE, &c.clip, 0, "X", "gradient-norm clipping (0: off)", NULL, 0,
+         1e9},
+        {"augment", 'a', SQ_OPT_CHOICE, c.augment, sizeof c.augment, "PRESET",
+         "augmentation: the paper's, robust (+ failure cases) or none", "paper|robust|none", 0, 0},
+        {"fail-rate", 0, SQ_OPT_DOUBLE, &c.fail_rate, 0, "F",
+         "failure-case injection rate of the robust preset", NULL, 0, 1},
+        {"no-failures", 0, SQ_OPT_FLAG, &c.no_failures, 0, NULL,
+         "skip the failure-case study on the test folds", NULL, 0, 0},
+        {"no-figures", 0, SQ_OPT_FLAG, &c.no_figures, 0, NULL, "do not draw figures", NULL, 0, 0},
+        {"low", 0, SQ_OPT_DOUBLE, &c.low, 0, "X", "accuracy rule: lower Dice threshold", NULL, 0,
+         1},
+        {"high", 0, SQ_OPT_DOUBLE, &c.high, 0, "X", "accuracy rule: upper Dice threshold", NULL, 0,
+         1},
+        {"seed", 's', SQ_OPT_INT, &c.seed, 0, "N", "seed of folds, init and augmentation", NULL,
+         0, 9.0e15},
+        {"workers", 'w', SQ_OPT_INT, &c.workers, 0, "N", "augmentation threads per rank", NULL, 1,
+         256},
+        {"threads", 't', SQ_OPT_INT, &c.threads, 0, "N",
+         "compute threads per rank (0: cores / ranks on the node)", NULL, 0, 1024},
+        {"depth-rule", 0, SQ_OPT_CHOICE, c.depth_rule, sizeof c.depth_rule, "RULE",
+         "downsampling rule", "anisotropic|isotropic", 0, 0},
+        {"expansion", 0, SQ_OPT_INT, &c.expansion, 0, "N", "MBConv expansion factor", NULL, 1, 8},
+        {"fpn-channels", 0, SQ_OPT_INT, &c.fpn_channels, 0, "N", "BiFPN width", NULL, 4, 512},
+        {"fpn-repeats", 0, SQ_OPT_INT, &c.fpn_repeats, 0, "N", "BiFPN cells", NULL, 1, 8},
+        {"stop-after-steps", 0, SQ_OPT_INT, &c.stop_after, 0, "N",
+         "act as if preempted after N steps (checkpoint, exit 75)", NULL, 0, 1e12},
+    };
+    int nopts = (int)(sizeof opts / sizeof opts[0]);
+    if (!cv) { /* `train` has no folds */
+        memmove(&opts[1], &opts[3], (size_t)(nopts - 3) * sizeof opts[0]);
+        nopts -= 2;
+    }
+    const sq_cli_spec spec = {
+        .command = name,
+        .usage = cv ? "segqa cv [options] SITE.h5..." : "segqa train [options] SITE.h5...",
+        .description =
+            cv ? "K-fold cross-validation with folds made per patient (saved as splits.json,\n"
+                 "reusable with --splits). Run it as one MPI job: W ranks and K folds make K fold\n"
+                 "groups when W >= K (each data-parallel) and take folds round-robin when W < K.\n"
+                 "Writes the run folder: config.json, splits.json, metrics.json, predictions.csv,\n"
+                 "curves.csv, fold-*/best.h5 and last.h5, figures. A stopped run resumes when the\n"
+                 "same command is run again."
+               : "Train one model on all the given sites (multi-site retraining); every rank is\n"
+                 "data-parallel. Writes RUN/all/best.h5 and last.h5 for `segqa predict`.",
+        .opts = opts,
+        .nopts = nopts,
+        .min_pos = 1,
+        .max_pos = -1,
+    };
+    sq_cli_args a;
+    sq_status st;
+    sq_status_clear(&st);
+    if (sq_cli_parse(&spec, argc, argv, &a, &st) != SQ_OK) return sq_cli_report(name, &st);
+    if (a.help) return 0;
+
+    sq_world w;
+    if (sq_world_init(NULL, NULL, &w, &st) != SQ_OK) {
+        int code = sq_cli_report(name, &st);
+        if (w.size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+        sq_world_finalize(&w);
+        return code;
+    }
+    if (w.size > 1) sq_log_set_rank(w.rank, 0);
+    sq_signals_install();
+
+    sq_train_opts o = sq_train_opts_default();
+    o.sites = (const char *const *)a.pos;
+    o.nsites = a.npos;
+    o.nfolds = (int)c.folds;
+    o.splits_path = c.splits;
+    o.run_dir = c.out;
+    o.epochs = (int)c.epochs;
+    o.batch = (int)c.batch;
+    o.val_every = (int)c.val_every;
+    o.val_fraction = c.val_fraction;
+    o.workers = (int)c.workers;
+    o.threads = c.threads > 0 ? (int)c.threads : auto_threads(w.size);
+    o.seed = (uint64_t)c.seed;
+    o.lr.base_lr = c.lr;
+    o.lr.decayed_lr = c.lr_decayed;
+    o.lr.decay_epoch = (int)c.decay_epoch;
+    o.lr.warmup_steps = c.warmup;
+    o.clip = c.clip;
+    o.augment = c.augment;
+    o.fail_rate = c.fail_rate;
+    o.failures = !c.no_failures;
+    o.figures = !c.no_figures;
+    o.max_steps = (int)c.stop_after;
+    o.rule.low = c.low;
+    o.rule.high = c.high;
+    o.model.expansion = (int)c.expansion;
+    o.model.fpn_channels = (int)c.fpn_channels;
+    o.model.fpn_repeats = (int)c.fpn_repeats;
+    sq_code rc = sq_depth_rule_parse(c.depth_rule, &o.model.depth_rule, &st);
+    cJSON *resolved = sq_options_to_json(opts, nopts);
+    if (resolved) {
+        cJSON *sites = cJSON_AddArrayToObject(resolved, "sites");
+        for (int i = 0; i < a.npos; i++) cJSON_AddItemToArray(sites, cJSON_CreateString(a.pos[i]));
+        cJSON_AddNumberToObject(resolved, "ranks", w.size);
+        cJSON_AddNumberToObject(resolved, "threads_per_rank", o.threads);
+    }
+    o.config = resolved;
+    if (rc == SQ_OK) rc = sq_train_run(&o, &w, &st);
+    cJSON_Delete(resolved);
+    int code = rc == SQ_OK ? 0 : sq_cli_report(name, &st);
+    if (rc != SQ_OK && rc != SQ_ERR_INTERRUPTED && w.size > 1) {
+        /* other ranks may be waiting in a collective: end the whole job */
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
+    sq_world_finalize(&w);
+    return code;
+}
+
+int sq_cmd_cv(int argc, char **argv) { return run(argc, argv, 1); }
+int sq_cmd_train(int argc, char **argv) { return run(argc, argv, 0); }

@@ -1,0 +1,274 @@
+/* nifti.c — NIfTI reading/writing through nifti2_io, dtype conversion and input checks. */
+#include "data/nifti.h"
+
+#include "core/fileio.h"
+
+#include <math.h>
+#include <nifti2_io.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Header through libnifti; voxel data read raw through znzlib, because libnifti's own loader
+ * silently replaces NaN/Inf floats by 0 (we must see them to reject them) and a short read
+ * must be an error naming the file. */
+static nifti_image *open_nifti(const char *path, sq_status *st) {
+    if (!sq_file_exists(path)) {
+        sq_fail(st, SQ_ERR_IO, "%s: no such file", path);
+        return NULL;
+    }
+    nifti_set_debug_level(0);
+    nifti_image *nim = nifti_image_read(path, 0);
+    if (!nim) {
+        sq_fail(st, SQ_ERR_FORMAT, "%s: not a readable NIfTI-1/2 file (bad or truncated header)",
+                path);
+        return NULL;
+    }
+    if (nim->nvox <= 0 || nim->nbyper <= 0 || nim->nvox > ((int64_t)1 << 32)) {
+        sq_fail(st, SQ_ERR_FORMAT, "%s: %lld voxels of %d bytes, expected a 3D volume", path,
+                (long long)nim->nvox, nim->nbyper);
+        nifti_image_free(nim);
+        return NULL;
+    }
+    size_t bytes = (size_t)nim->nvox * (size_t)nim->nbyper;
+    nim->data = malloc(bytes);
+    znzFile fp = nim->data ? znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname)) : NULL;
+    size_t got = 0;
+    if (fp && znzseek(fp, (znz_off_t)nim->iname_offset, SEEK_SET) >= 0)
+        got = znzread(nim->data, 1, bytes, fp);
+    if (fp) znzclose(fp);
+    if (got != bytes) {
+        sq_fail(st, SQ_ERR_FORMAT,
+                "%s: voxel data truncated or corrupt: read %zu of %zu bytes (shape %lldx%lldx%lld)",
+                path, got, bytes, (long long)nim->nx, (long long)nim->ny, (long long)nim->nz);
+        nifti_image_free(nim);
+        return NULL;
+    }
+    if (nim->byteorder != nifti_short_order() && nim->swapsize > 1)
+        nifti_swap_Nbytes(nim->nvox, nim->swapsize, nim->data);
+    return nim;
+}
+
+/* Shape, spacing and affine from the header into v (allocating data of dtype dt). */
+static sq_code take_geometry(const nifti_image *nim, const char *path, sq_dtype dt, sq_volume *v,
+                             sq_status *st) {
+    for (int a = 4; a <= 7; a++)
+        if (nim->dim[0] >= a && nim->dim[a] > 1)
+            return sq_fail(st, SQ_ERR_FORMAT, "%s: dim[%d] = %lld, expected a single 3D volume",
+                           path, a, (long long)nim->dim[a]);
+    if (nim->nx > 4096 || nim->ny > 4096 || nim->nz > 4096 || nim->nx < 1 || nim->ny < 1 ||
+        nim->nz < 1)
+        return sq_fail(st, SQ_ERR_FORMAT, "%s: shape %lldx%lldx%lld outside 1..4096 per axis", path,
+                       (long long)nim->nx, (long long)nim->ny, (long long)nim->nz);
+    SQ_TRY(sq_volume_alloc(v, dt, (int)nim->nz, (int)nim->ny, (int)nim->nx, st));
+    v->spacing[0] = nim->dz > 0 ? nim->dz : 1.0;
+    v->spacing[1] = nim->dy > 0 ? nim->dy : 1.0;
+    v->spacing[2] = nim->dx > 0 ? nim->dx : 1.0;
+    const nifti_dmat44 *m = nim->sform_code > 0   ? &nim->sto_xyz
+                            : nim->qform_code > 0 ? &nim->qto_xyz
+                                                  : NULL;
+    if (m) {
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++)
+                v->affine[r][c] = m->m[r][c];
+    } else {
+        v->affine[0][0] = v->spacing[2], v->affine[1][1] = v->spacing[1],
+        v->affine[2][2] = v->spacing[0];
+    }
+    return SQ_OK;
+}
+
+/* Voxel i of the raw buffer as double; *ok = 0 for an unsupported datatype. */
+static double voxel(const nifti_image *nim, size_t i) {
+    const void *p = nim->data;
+    switch (nim->datatype) {
+    case DT_UINT8: return ((const uint8_t *)p)[i];
+    case DT_INT8: return ((const int8_t *)p)[i];
+    case DT_INT16: return ((const int16_t *)p)[i];
+    case DT_UINT16: return ((const uint16_t *)p)[i];
+    case DT_INT32: return ((const int32_t *)p)[i];
+    case DT_UINT32: return ((const uint32_t *)p)[i];
+    case DT_INT64: return (double)((const int64_t *)p)[i];
+    case DT_UINT64: return (double)((const uint64_t *)p)[i];
+    case DT_FLOAT32: return ((const float *)p)[i];
+    case DT_FLOAT64: return ((const double *)p)[i];
+    default: return NAN;
+    }
+}
+
+static int supported(int dt) {
+    return dt == DT_UINT8 || dt == DT_INT8 || dt == DT_INT16 || dt == DT_UINT16 || dt == DT_INT32 ||
+           dt == DT_UINT32 || dt == DT_INT64 || dt == DT_UINT64 || dt == DT_FLOAT32 ||
+           dt == DT_FLOAT64;
+}
+
+sq_code sq_nifti_read_image(const char *path, sq_volume *out, sq_status *st) {
+    memset(out, 0, sizeof *out);
+    nifti_image *nim = open_nifti(path, st);
+    if (!nim) return st ? st->code : SQ_ERR_FORMAT;
+    sq_code rc = SQ_OK;
+    if (!supported(nim->datatype)) {
+        rc = sq_fail(st, SQ_ERR_FORMAT,
+                     "%s: datatype %s (%d) not supported, expected an integer "
+                     "or float type",
+                     path, nifti_datatype_string(nim->datatype), nim->datatype);
+        goto done;
+    }
+    rc = take_geometry(nim, path, SQ_F32, out, st);
+    if (rc) goto done;
+    double slope = nim->scl_slope, inter = nim->scl_inter;
+    if (!(slope != 0.0) || !isfinite(slope)) slope = 1.0, inter = 0.0;
+    if (!isfinite(inter)) inter = 0.0;
+    float *x = sq_volume_f32(out);
+    size_t n = sq_volume_numel(out);
+    for (size_t i = 0; i < n; i++) {
+        double v = voxel(nim, i) * slope + inter;
+        if (!isfinite(v) || fabs(v) > 3.0e38) {
+            size_t xi = i % (size_t)out->w, yi = i / (size_t)out->w % (size_t)out->h,
+                   zi = i / ((size_t)out->w * (size_t)out->h);
+            rc = sq_fail(st, SQ_ERR_FORMAT,
+                         "%s: voxel (x=%zu, y=%zu, z=%zu) is %g, expected finite intensities", path,
+                         xi, yi, zi, v);
+            sq_volume_free(out);
+            goto done;
+        }
+        x[i] = (float)v;
+    }
+done:
+    nifti_image_free(nim);
+    return rc;
+}
+
+sq_code sq_nifti_read_mask(const char *path, sq_volume *out, sq_status *st) {
+    memset(out, 0, sizeof *out);
+    nifti_image *nim = open_nifti(path, st);
+    if (!nim) return st ? st->code : SQ_ERR_FORMAT;
+    sq_code rc = SQ_OK;
+    if (!supported(nim->datatype)) {
+        rc = sq_fail(st, SQ_ERR_FORMAT, "%s: datatype %s (%d) not supported for a label mask", path,
+                     nifti_datatype_string(nim->datatype), nim->datatype);
+        goto done;
+    }
+    rc = take_geometry(nim, path, SQ_U8, out, st);
+    if (rc) goto done;
+    uint8_t *m = sq_volume_u8(out);
+    size_t n = sq_volume_numel(out);
+    for (size_t i = 0; i < n; i++) {
+        double v = voxel(nim, i);
+        if (!(v >= 0 && v <= 255 && v == floor(v))) {
+            size_t xi = i % (size_t)out->w, yi = i / (size_t)out->w % (size_t)out->h,
+                   zi = i / ((size_t)out->w * (size_t)out->h);
+            rc = sq_fail(st, SQ_ERR_FORMAT,
+                         "%s: voxel (x=%zu, y=%zu, z=%zu) has value %g, expected integer label "
+                         "values 0..255",
+                         path, xi, yi, zi, v);
+            sq_volume_free(out);
+            goto done;
+        }
+        m[i] = (uint8_t)v;
+    }
+done:
+    nifti_image_free(nim);
+    return rc;
+}
+
+sq_code sq_nifti_check_pair(const sq_volume *img, const char *img_path, const sq_volume *mask,
+                            const char *mask_path, sq_status *st) {
+    if (img->d != mask->d || img->h != mask->h || img->w != mask->w)
+        return sq_fail(st, SQ_ERR_FORMAT, "%s: shape %dx%dx%d differs from image %s %dx%dx%d",
+                       mask_path, mask->w, mask->h, mask->d, img_path, img->w, img->h, img->d);
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            if (fabs(img->affine[r][c] - mask->affine[r][c]) > 1e-3)
+                return sq_fail(st, SQ_ERR_FORMAT,
+                               "%s: affine[%d][%d] = %g differs from image %s (%g)", mask_path, r,
+                               c, mask->affine[r][c], img_path, img->affine[r][c]);
+    return SQ_OK;
+}
+
+/* "dir/name.nii.gz" -> "dir/name.tmp<pid>.nii.gz" (libnifti picks the format by extension). */
+static sq_code tmp_name(const char *path, char *buf, size_t n, sq_status *st) {
+    size_t len = strlen(path);
+    const char *ext = NULL;
+    if (len > 7 && !strcmp(path + len - 7, ".nii.gz"))
+        ext = path + len - 7;
+    else if (len > 4 && !strcmp(path + len - 4, ".nii"))
+        ext = path + len - 4;
+    if (!ext) return sq_fail(st, SQ_ERR_USAGE, "%s: expected a .nii or .nii.gz name", path);
+    int k = snprintf(buf, n, "%.*s.tmp%ld%s", (int)(ext - path), path, (long)getpid(), ext);
+    if (k < 0 || (size_t)k >= n) return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", path);
+    return SQ_OK;
+}
+
+sq_code sq_nifti_write(const char *path, const sq_volume *v, sq_status *st) {
+    char tmp[SQ_PATH_MAX];
+    SQ_TRY(tmp_name(path, tmp, sizeof tmp, st));
+    int64_t dims[8] = {3, v->w, v->h, v->d, 1, 1, 1, 1};
+    int dt = v->dtype == SQ_F32 ? DT_FLOAT32 : DT_UINT8;
+    nifti_image *nim = nifti_make_new_nim(dims, dt, 0);
+    if (!nim) return sq_fail(st, SQ_ERR_NOMEM, "%s: could not create a NIfTI header", path);
+    nim->dx = nim->pixdim[1] = v->spacing[2];
+    nim->dy = nim->pixdim[2] = v->spacing[1];
+    nim->dz = nim->pixdim[3] = v->spacing[0];
+    nim->xyz_units = NIFTI_UNITS_MM;
+    nifti_dmat44 m;
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            m.m[r][c] = v->affine[r][c];
+    nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
+    nim->sto_xyz = m;
+    nim->sto_ijk = nifti_dmat44_inverse(m);
+    nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
+    double ddx, ddy, ddz;
+    nifti_dmat44_to_quatern(m, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x,
+                            &nim->qoffset_y, &nim->qoffset_z, &ddx, &ddy, &ddz, &nim->qfac);
+    nim->qto_xyz = m;
+    nim->qto_ijk = nim->sto_ijk;
+    nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+    if (nifti_set_filenames(nim, tmp, 0, 1) != 0) {
+        nifti_image_free(nim);
+        return sq_fail(st, SQ_ERR_IO, "%s: bad output name", path);
+    }
+    nim->data = v->data;
+    nifti_set_debug_level(0);
+    nifti_image_write(nim);
+    nim->data = NULL;
+    nifti_image_free(nim);
+    if (!sq_file_exists(tmp)) return sq_fail(st, SQ_ERR_IO, "%s: could not write", path);
+    return sq_commit_file(tmp, path, st);
+}
+
+sq_code sq_nifti_selfcheck(const char *data_dir, const char *file, char *detail, size_t n,
+                           sq_status *st) {
+    if (!file) file = "hippocampus_004.nii.gz";
+    char ip[SQ_PATH_MAX], lp[SQ_PATH_MAX];
+    int k1 = snprintf(ip, sizeof ip, "%s/images/%s", data_dir, file);
+    int k2 = snprintf(lp, sizeof lp, "%s/labels/%s", data_dir, file);
+    if (k1 < 0 || k2 < 0 || (size_t)k1 >= sizeof ip || (size_t)k2 >= sizeof lp)
+        return sq_fail(st, SQ_ERR_RANGE, "%s: path too long", data_dir);
+    sq_volume img, lab, all;
+    SQ_TRY(sq_nifti_read_image(ip, &img, st));
+    sq_code rc = sq_nifti_read_mask(lp, &lab, st);
+    if (!rc) rc = sq_nifti_check_pair(&img, ip, &lab, lp, st);
+    if (!rc) rc = sq_volume_alloc(&all, SQ_U8, lab.d, lab.h, lab.w, st);
+    if (!rc) {
+        memcpy(all.data, lab.data, sq_volume_numel(&lab));
+        sq_label_set one = {0, 1, {1}}, both = {0, 2, {1, 2}};
+        sq_label_set_apply(&one, &lab);
+        sq_label_set_apply(&both, &all);
+        size_t nall = sq_mask_count(&all);
+        double d = sq_dice_u8(sq_volume_u8(&lab), sq_volume_u8(&all), sq_volume_numel(&all));
+        if (nall == 0)
+            rc = sq_fail(st, SQ_ERR_FORMAT, "%s: ground truth is empty", lp);
+        else
+            snprintf(detail, n,
+                     "%s: %dx%dx%d (x*y*z), %.3gx%.3gx%.3g mm, %zu GT voxels, Dice(1 vs 1+2) %.4f",
+                     file, img.w, img.h, img.d, img.spacing[2], img.spacing[1], img.spacing[0],
+                     nall, d);
+        sq_volume_free(&all);
+    }
+    sq_volume_free(&img);
+    sq_volume_free(&lab);
+    return rc;
+}

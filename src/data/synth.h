@@ -1,0 +1,39 @@
+/* synth.h — a synthetic prostate-like MRI site: a smooth random organ in textured anatomy with a
+ * bias field and noise (0.59 x 0.59 x 3.9 mm voxels, paper shape 28 x 160 x 160), automatic
+ * contours whose Dice is aimed at U[0.85, 0.95] (perturbed GT, strength found by bisection), and
+ * clinical variables (age, volume, ISUP, PI-RADS, iPSA, risk class) weakly tied to a per-case
+ * difficulty that also lowers contrast, raises noise and lowers the contour's Dice.
+ * Deterministic in (seed, case index). Not for: real-data ingest (ingest.h). */
+#ifndef SEGQA_DATA_SYNTH_H
+#define SEGQA_DATA_SYNTH_H
+
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sq_synth_opts {
+    const char *output;      /* site .h5 */
+    const char *nifti_dir;   /* optional: also write images/ labels/ contours/ + clinical.csv */
+    int n_cases;             /* paper: 60 */
+    int shape[3];            /* D, H, W: 28, 160, 160 */
+    double spacing[3];       /* z, y, x mm: 3.9, 0.59, 0.59 */
+    double two_contour_frac; /* fraction of cases with a second contour (paper: 20/60) */
+    unsigned long long seed;
+    int progress;
+} sq_synth_opts;
+
+typedef struct sq_synth_stats {
+    int n_cases, n_contours;
+    double dice_min, dice_max;
+    double seconds;
+} sq_synth_stats;
+
+sq_synth_opts sq_synth_opts_default(void);
+sq_code sq_synth(const sq_synth_opts *o, sq_synth_stats *stats, sq_status *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
