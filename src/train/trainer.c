@@ -1,0 +1,773 @@
+/* trainer.c — cross-validation and training over MPI ranks (see trainer.h). */
+#include "train/trainer.h"
+
+#include "core/fileio.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "core/timer.h"
+#include "data/loader.h"
+#include "data/volume.h"
+#include "hpc/progress_hub.h"
+#include "hpc/signals.h"
+#include "nn/backend.h"
+#include "train/checkpoint.h"
+#include "train/report.h"
+#include "train/splits.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+sq_train_opts sq_train_opts_default(void) {
+    sq_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.nfolds = 5;
+    o.run_dir = "runs/cv";
+    o.epochs = 200;
+    o.batch = 2;
+    o.val_every = 5;
+    o.val_fraction = 0.1;
+    o.workers = 1;
+    o.threads = 1;
+    o.seed = 20221;
+    o.lr = sq_lr_schedule_paper();
+    o.clip = 0;
+    o.augment = "paper";
+    o.fail_rate = 0.2;
+    o.failures = 1;
+    o.figures = 1;
+    o.rule = SQ_ACCURACY_RULE_PAPER;
+    o.model = sq_model_config_default();
+    return o;
+}
+
+/* ---- the job's shared state ------------------------------------------------------------- */
+
+typedef struct job {
+    const sq_train_opts *o;
+    const sq_world *w;
+    sq_dataset *ds; /* the loader's (its reader thread owns HDF5 while an epoch runs) */
+    sq_dataset *ev; /* a second handle for evaluation reads on this thread */
+    int nsamples, ncases;
+    int *sample_case;            /* sample -> case */
+    int *case_site, *case_index; /* case -> site, case index in the site */
+    char (*case_key)[SQ_ID_MAX]; /* "site/case" */
+    char (*patient_key)[SQ_ID_MAX];
+    int *case_fold;              /* -1 when training on all data */
+    int shape[3];
+    double spacing[3];
+    sq_layout lay;
+    sq_group g;
+    sq_hub hub;
+    /* this rank's predictions */
+    sq_prediction *pred;
+    int npred, cappred;
+} job;
+
+typedef struct idx_list {
+    int *v;
+    int n;
+} idx_list;
+
+static sq_code list_push(idx_list *l, int x, sq_status *st) {
+    if ((l->n & (l->n - 1)) == 0 || l->n == 0) {
+        int cap = l->n ? 2 * l->n : 16;
+        int *nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+        l->v = nv;
+    }
+    l->v[l->n++] = x;
+    return SQ_OK;
+}
+
+static void job_free(job *j) {
+    free(j->sample_case);
+    free(j->case_site);
+    free(j->case_index);
+    free(j->case_key);
+    free(j->patient_key);
+    free(j->case_fold);
+    free(j->pred);
+    sq_dataset_close(j->ds);
+    sq_dataset_close(j->ev);
+}
+
+/* Cases are the distinct (site, case) pairs of the samples; keys are qualified by the site name so
+ * ids may repeat across sites. */
+static sq_code build_cases(job *j, sq_status *st) {
+    int n = sq_dataset_nsamples(j->ds);
+    j->nsamples = n;
+    j->sample_case = calloc((size_t)(n ? n : 1), sizeof *j->sample_case);
+    j->case_site = calloc((size_t)(n ? n : 1), sizeof *j->case_site);
+    j->case_index = calloc((size_t)(n ? n : 1), sizeof *j->case_index);
+    j->case_key = calloc((size_t)(n ? n : 1), sizeof *j->case_key);
+    j->patient_key = calloc((size_t)(n ? n : 1), sizeof *j->patient_key);
+    j->case_fold = calloc((size_t)(n ? n : 1), sizeof *j->case_fold);
+    if (!j->sample_case || !j->case_site || !j->case_index || !j->case_key || !j->patient_key ||
+        !j->case_fold)
+        return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    int nc = 0;
+    for (int i = 0; i < n; i++) {
+        const sq_sample_ref *r = sq_dataset_sample(j->ds, i);
+        int c = nc - 1; /* samples come in site, case order: a new case starts a new entry */
+        if (nc == 0 || j->case_site[c] != r->site || j->case_index[c] != r->case_idx) {
+            c = nc++;
+            j->case_site[c] = r->site;
+            j->case_index[c] = r->case_idx;
+            sq_site *s = sq_dataset_site(j->ds, r->site);
+            const char *site = sq_site_get_info(s)->site;
+            const sq_case *meta = sq_site_case_meta(s, r->case_idx);
+            snprintf(j->case_key[c], SQ_ID_MAX, "%.60s/%.60s", site, meta->id);
+            snprintf(j->patient_key[c], SQ_ID_MAX, "%.60s/%.60s", site,
+                     sq_dataset_patient(j->ds, i));
+        }
+        j->sample_case[i] = c;
+    }
+    j->ncases = nc;
+    return SQ_OK;
+}
+
+static sq_code make_splits(job *j, sq_status *st) {
+    const sq_train_opts *o = j->o;
+    if (o->nfolds == 0) {
+        for (int c = 0; c < j->ncases; c++) j->case_fold[c] = -1;
+        return SQ_OK;
+    }
+    const char **ck = malloc((size_t)j->ncases * sizeof *ck);
+    const char **pk = malloc((size_t)j->ncases * sizeof *pk);
+    if (!ck || !pk) {
+        free(ck);
+        free(pk);
+        return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
+    for (int c = 0; c < j->ncases; c++) {
+        ck[c] = j->case_key[c];
+        pk[c] = j->patient_key[c];
+    }
+    sq_splits sp;
+    sq_code rc;
+    if (o->splits_path && o->splits_path[0]) {
+        rc = sq_splits_load(o->splits_path, &sp, st);
+        if (rc == SQ_OK)
+            rc = sq_splits_check_cases(&sp, ck, pk, j->ncases, o->splits_path, st);
+        if (rc == SQ_OK && sp.nfolds != o->nfolds)
+            rc = sq_fail(st, SQ_ERR_USAGE, "%s: has %d folds but --folds is %d", o->splits_path,
+                         sp.nfolds, o->nfolds);
+    } else {
+        rc = sq_splits_make(ck, pk, j->ncases, o->nfolds, o->seed, &sp, st);
+    }
+    free(ck);
+    free(pk);
+    if (rc != SQ_OK) return rc;
+    for (int c = 0; c < j->ncases; c++) j->case_fold[c] = sq_splits_fold_of(&sp, j->case_key[c]);
+    if (j->w->rank == 0) {
+        char path[SQ_PATH_MAX];
+        snprintf(path, sizeof path, "%s/splits.json", o->run_dir);
+        rc = sq_splits_save(&sp, path, st);
+    }
+    sq_splits_free(&sp);
+    return rc;
+}
+
+/* Validation patients of a fold: a seeded share of its training patients. */
+static sq_code split_fold(job *j, int fold, idx_list *train, idx_list *val, idx_list *test_cases,
+                          sq_status *st) {
+    const sq_train_opts *o = j->o;
+    /* distinct training patients, in case order */
+    int *pat_of_case = malloc((size_t)j->ncases * sizeof *pat_of_case);
+    int *first = malloc((size_t)j->ncases * sizeof *first);
+    if (!pat_of_case || !first) {
+        free(pat_of_case);
+        free(first);
+        return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
+    int np = 0;
+    for (int c = 0; c < j->ncases; c++) {
+        pat_of_case[c] = -1;
+        if (fold >= 0 && j->case_fold[c] == fold) continue;
+        int p = -1;
+        for (int q = 0; q < np && p < 0; q++)
+            if (!strcmp(j->patient_key[first[q]], j->patient_key[c])) p = q;
+        if (p < 0) {
+            p = np;
+            first[np++] = c;
+        }
+        pat_of_case[c] = p;
+    }
+    int nval = 0;
+    if (o->val_fraction > 0 && np >= 2) {
+        nval = (int)ceil(o->val_fraction * np);
+        if (nval >= np) nval = np - 1;
+    }
+    uint32_t *perm = malloc((size_t)(np ? np : 1) * sizeof *perm);
+    char *is_val = calloc((size_t)(np ? np : 1), 1);
+    sq_code rc = SQ_OK;
+    if (!perm || !is_val) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    if (rc == SQ_OK) {
+        sq_rng_permutation(o->seed, 0x7a11u + (uint32_t)(fold + 1), perm, (uint32_t)np);
+        for (int k = 0; k < nval; k++) is_val[perm[k]] = 1;
+        for (int i = 0; i < j->nsamples && rc == SQ_OK; i++) {
+            int c = j->sample_case[i];
+            if (fold >= 0 && j->case_fold[c] == fold) continue;
+            rc = list_push(is_val[pat_of_case[c]] ? val : train, i, st);
+        }
+        for (int c = 0; c < j->ncases && rc == SQ_OK; c++)
+            if (fold >= 0 && j->case_fold[c] == fold) rc = list_push(test_cases, c, st);
+    }
+    free(perm);
+    free(is_val);
+    free(pat_of_case);
+    free(first);
+    if (rc == SQ_OK && train->n == 0)
+        rc = sq_fail(st, SQ_ERR_USAGE, "fold %d has no training samples", fold);
+    return rc;
+}
+
+/* ---- evaluation: predictions for given inputs, batched at the model's planned size ---------- */
+
+typedef struct evaluator {
+    job *j;
+    sq_model *m;
+    int batch;
+    size_t vox;       /* D*H*W */
+    float *x;         /* [batch][2][vox] */
+    float y[64];
+    sq_prediction meta[64];
+    int n;
+    sq_prediction *out; /* appended results */
+    int nout, capout;
+} evaluator;
+
+static sq_code ev_flush(evaluator *e, sq_status *st) {
+    if (e->n == 0) return SQ_OK;
+    /* pad a short batch with copies of its last sample (eval-mode BN: no cross-sample effect) */
+    for (int k = e->n; k < e->batch; k++)
+        memcpy(e->x + (size_t)k * 2 * e->vox, e->x + (size_t)(e->n - 1) * 2 * e->vox,
+               2 * e->vox * sizeof(float));
+    SQ_TRY(sq_model_forward(e->m, e->x, e->y, st));
+    for (int k = 0; k < e->n; k++) {
+        if (e->nout == e->capout) {
+            int cap = e->capout ? 2 * e->capout : 64;
+            sq_prediction *np = realloc(e->out, (size_t)cap * sizeof *np);
+            if (!np) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+            e->out = np;
+            e->capout = cap;
+        }
+        e->meta[k].pred = e->y[k];
+        e->out[e->nout++] = e->meta[k];
+    }
+    e->n = 0;
+    return SQ_OK;
+}
+
+/* Queue one input: the image and a binary contour. */
+static sq_code ev_add(evaluator *e, const float *image, const uint8_t *contour,
+                      const sq_prediction *meta, sq_status *st) {
+    float *x = e->x + (size_t)e->n * 2 * e->vox;
+    memcpy(x, image, e->vox * sizeof(float));
+    for (size_t i = 0; i < e->vox; i++) x[e->vox + i] = contour[i] ? 1.0f : 0.0f;
+    e->meta[e->n++] = *meta;
+    if (e->n == e->batch) return ev_flush(e, st);
+    return SQ_OK;
+}
+
+/* Predict every real contour of `cases` (this rank's share of them), and with `study` the failure
+ * cases and the GT of each case. */
+static sq_code evaluate_cases(evaluator *e, const int *cases, int ncases, int fold, int study,
+                              double naive, sq_status *st) {
+    job *j = e->j;
+    uint8_t *tmp = sq_alloc(e->vox);
+    if (!tmp) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    sq_code rc = SQ_OK;
+    for (int k = j->g.rank; k < ncases && rc == SQ_OK; k += j->g.size) {
+        int c = cases[k];
+        sq_site *site = sq_dataset_site(j->ev, j->case_site[c]);
+        const sq_case *meta = sq_site_case_meta(site, j->case_index[c]);
+        sq_volume img = {0}, gt = {0};
+        rc = sq_site_read_volume(site, j->case_index[c], "image", &img, st);
+        if (rc == SQ_OK) rc = sq_site_read_volume(site, j->case_index[c], "gt", &gt, st);
+        sq_prediction p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.site, sizeof p.site, "%.63s", sq_site_get_info(site)->site);
+        p.fold = fold;
+        p.naive = naive;
+        for (int t = 0; t < meta->ncontours && rc == SQ_OK; t++) {
+            char what[2 * SQ_ID_MAX];
+            snprintf(what, sizeof what, "contours/%s", meta->contours[t].name);
+            sq_volume cv = {0};
+            rc = sq_site_read_volume(site, j->case_index[c], what, &cv, st);
+            if (rc == SQ_OK) {
+                snprintf(p.case_id, sizeof p.case_id, "%.60s:%.60s", meta->id,
+                         meta->contours[t].name);
+                p.category = SQ_CAT_REAL;
+                p.target = meta->contours[t].dice;
+                rc = ev_add(e, sq_volume_f32(&img), sq_volume_u8(&cv), &p, st);
+            }
+            sq_volume_free(&cv);
+        }
+        if (study && rc == SQ_OK) {
+            static const int kinds[4] = {SQ_FAIL_EMPTY, SQ_FAIL_NOISE, SQ_FAIL_ONES,
+                                         SQ_FAIL_SHIFT};
+            static const int cats[4] = {SQ_CAT_EMPTY, SQ_CAT_NOISE, SQ_CAT_ONES, SQ_CAT_SHIFTED};
+            sq_rng r;
+            sq_rng_init(&r, j->o->seed ^ 0xFA11FA11ull, (uint32_t)(fold + 1), (uint32_t)c);
+            for (int f = 0; f < 4 && rc == SQ_OK; f++) {
+                sq_aug_record rec;
+                memset(&rec, 0, sizeof rec);
+                sq_failure_contour(kinds[f], &r, sq_volume_u8(&gt), img.d, img.h, img.w, tmp,
+                                   &rec);
+                snprintf(p.case_id, sizeof p.case_id, "%.60s:%s", meta->id,
+                         sq_category_name((sq_category)cats[f]));
+                p.category = cats[f];
+                p.target = sq_dice_u8(tmp, sq_volume_u8(&gt), e->vox);
+                rc = ev_add(e, sq_volume_f32(&img), tmp, &p, st);
+            }
+            if (rc == SQ_OK) {
+                snprintf(p.case_id, sizeof p.case_id, "%.60s:gt", meta->id);
+                p.category = SQ_CAT_GT;
+                p.target = 1.0;
+                rc = ev_add(e, sq_volume_f32(&img), sq_volume_u8(&gt), &p, st);
+            }
+        }
+        sq_volume_free(&img);
+        sq_volume_free(&gt);
+    }
+    if (rc == SQ_OK) rc = ev_flush(e, st);
+    sq_free(tmp);
+    return rc;
+}
+
+/* ---- one fold ----------------------------------------------------------------------------- */
+
+typedef struct fold_state {
+    double best_val;
+    int best_epoch;
+} fold_state;
+
+static void fold_dir(const job *j, int fold, char *buf, size_t n) {
+    if (fold < 0)
+        snprintf(buf, n, "%s/all", j->o->run_dir);
+    else
+        snprintf(buf, n, "%s/fold-%d", j->o->run_dir, fold);
+}
+
+static sq_code save_fold_state(const char *dir, const fold_state *fs, sq_status *st) {
+    char path[SQ_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "best_val_mae", fs->best_val);
+    cJSON_AddNumberToObject(o, "best_epoch", fs->best_epoch);
+    sq_code rc = sq_json_write_file(path, o, st);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static void load_fold_state(const char *dir, fold_state *fs) {
+    char path[SQ_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *o = NULL;
+    if (sq_json_read_file(path, &o, NULL) != SQ_OK) return;
+    double v = fs->best_val;
+    long long e = fs->best_epoch;
+    sq_json_get_number(o, "best_val_mae", &v, 1, path, NULL);
+    sq_json_get_int(o, "best_epoch", &e, 1, path, NULL);
+    fs->best_val = v;
+    fs->best_epoch = (int)e;
+    cJSON_Delete(o);
+}
+
+static sq_code append_curve(const char *dir, int fold, int epoch, double loss, double val,
+                            sq_status *st) {
+    char path[SQ_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/curves.csv", dir);
+    FILE *f = fopen(path, "a");
+    if (!f) return sq_fail(st, SQ_ERR_IO, "%s: cannot append", path);
+    fprintf(f, "%d,%d,%.8g,%.8g\n", fold < 0 ? 0 : fold, epoch, loss, val);
+    if (fclose(f) != 0) return sq_fail(st, SQ_ERR_IO, "%s: write failed", path);
+    return SQ_OK;
+}
+
+/* Average the flat gradient buffer over the group. */
+static sq_code average_grads(job *j, sq_model *m, float *host, size_t n, sq_status *st) {
+    if (j->g.size == 1) return SQ_OK;
+    sq_backend *be = sq_model_backend(m);
+    sq_buf *gb = sq_model_grads_buf(m);
+    float *p = be->buf_host ? be->buf_host(be, gb) : NULL;
+    if (!p) {
+        SQ_TRY(sq_model_get_grads(m, host, st));
+        p = host;
+    }
+    sq_allreduce ar;
+    SQ_TRY(sq_allreduce_init(&ar, &j->g, p, n, (size_t)1 << 20, st));
+    sq_code rc = sq_allreduce_finish(&ar, st);
+    sq_allreduce_free(&ar);
+    if (rc == SQ_OK && p == host) rc = be->upload(be, gb, 0, host, n * sizeof(float), st);
+    return rc;
+}
+
+/* Mean absolute error of the real contours of `cases`, over the whole group. */
+static sq_code validate(job *j, evaluator *e, const int *cases, int ncases, double *mae,
+                        sq_status *st) {
+    e->nout = 0;
+    SQ_TRY(evaluate_cases(e, cases, ncases, -1, 0, 0.0, st));
+    double acc[2] = {0, 0};
+    for (int i = 0; i < e->nout; i++) {
+        acc[0] += fabs(e->out[i].pred - e->out[i].target);
+        acc[1] += 1;
+    }
+    SQ_TRY(sq_allreduce_sum_doubles(&j->g, acc, 2, st));
+    *mae = acc[1] > 0 ? acc[0] / acc[1] : -1;
+    return SQ_OK;
+}
+
+static sq_code push_predictions(job *j, const sq_prediction *p, int n, sq_status *st) {
+    if (j->npred + n > j->cappred) {
+        int cap = j->cappred ? j->cappred : 64;
+        while (cap < j->npred + n) cap *= 2;
+        sq_prediction *np = realloc(j->pred, (size_t)cap * sizeof *np);
+        if (!np) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+        j->pred = np;
+        j->cappred = cap;
+    }
+    memcpy(j->pred + j->npred, p, (size_t)n * sizeof *p);
+    j->npred += n;
+    return SQ_OK;
+}
+
+/* Cases that hold the given samples, in case order without repeats. */
+static sq_code cases_of(job *j, const idx_list *samples, idx_list *cases, sq_status *st) {
+    int last = -1;
+    for (int k = 0; k < samples->n; k++) {
+        int c = j->sample_case[samples->v[k]];
+        if (c != last) SQ_TRY(list_push(cases, c, st));
+        last = c;
+    }
+    return SQ_OK;
+}
+
+/* The checkpoint's record of the step and of the site files' preprocessing (for `predict`). */
+static void ckpt_info(const job *j, long gstep, int epoch, sq_ckpt_info *info) {
+    memset(info, 0, sizeof *info);
+    info->step = gstep;
+    info->epoch = epoch;
+    const char *pp = sq_site_get_info(sq_dataset_site(j->ds, 0))->preprocessing;
+    snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp ? pp : "{}");
+}
+
+static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
+    const sq_train_opts *o = j->o;
+    char dir[SQ_PATH_MAX], last[SQ_PATH_MAX + 16], best[SQ_PATH_MAX + 16];
+    fold_dir(j, fold, dir, sizeof dir);
+    snprintf(last, sizeof last, "%s/last.h5", dir);
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    if (j->g.rank == 0) SQ_TRY(sq_mkdirs(dir, st));
+
+    idx_list train = {0}, val = {0}, test_cases = {0}, val_cases = {0};
+    sq_backend *be = NULL;
+    sq_model *m = NULL;
+    sq_adam_opt *opt = NULL;
+    sq_loader *L = NULL;
+    float *host = NULL;
+    evaluator ev;
+    memset(&ev, 0, sizeof ev);
+    sq_code rc = split_fold(j, fold, &train, &val, &test_cases, st);
+    if (rc == SQ_OK) rc = cases_of(j, &val, &val_cases, st);
+
+    double naive = 0;
+    for (int k = 0; k < train.n; k++) naive += sq_dataset_sample(j->ds, train.v[k])->dice;
+    naive = train.n ? naive / train.n : 0;
+
+    sq_model_config mc = o->model;
+    mc.in_channels = 2;
+    mc.depth = j->shape[0];
+    mc.height = j->shape[1];
+    mc.width = j->shape[2];
+    memcpy(mc.spacing, j->spacing, sizeof mc.spacing);
+    if (rc == SQ_OK) {
+        be = sq_backend_cpu_create(o->threads, st);
+        if (!be) rc = st->code ? st->code : SQ_ERR_INTERNAL;
+    }
+    if (rc == SQ_OK) rc = sq_model_create(&mc, be, &m, st);
+    if (rc == SQ_OK) rc = sq_model_init(m, o->seed, st);
+    if (rc == SQ_OK) rc = sq_model_plan(m, o->batch, 1, st);
+    size_t np = m ? sq_model_params_floats(m) : 0, ns = m ? sq_model_state_floats(m) : 0;
+    sq_adam_config ac = sq_adam_config_default();
+    if (rc == SQ_OK) rc = sq_adam_create(be, np, &ac, &opt, st);
+    if (rc == SQ_OK) {
+        host = malloc((np > ns ? np : ns) * sizeof(float) + 64);
+        if (!host) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
+
+    /* resume from last.h5, or start every member from group rank 0's parameters */
+    long gstep = 0;
+    fold_state fs = {INFINITY, -1};
+    if (rc == SQ_OK && sq_file_exists(last)) {
+        sq_ckpt_info info;
+        rc = sq_checkpoint_load(last, m, opt, &info, st);
+        if (rc == SQ_OK) {
+            gstep = info.step;
+            load_fold_state(dir, &fs);
+            sq_info("fold %d: resuming from %s at step %ld", fold, last, gstep);
+        }
+    } else if (rc == SQ_OK && j->g.size > 1) {
+        rc = sq_model_get_params(m, host, st);
+        if (rc == SQ_OK) rc = sq_bcast_floats(&j->g, host, np, 0, st);
+        if (rc == SQ_OK) rc = sq_model_set_params(m, host, st);
+        if (rc == SQ_OK) rc = sq_model_get_state(m, host, st);
+        if (rc == SQ_OK) rc = sq_bcast_floats(&j->g, host, ns, 0, st);
+        if (rc == SQ_OK) rc = sq_model_set_state(m, host, st);
+    }
+
+    sq_loader_config lc = sq_loader_config_default();
+    lc.batch = o->batch;
+    lc.workers = o->workers;
+    lc.seed = o->seed + (uint64_t)(fold + 1) * 0x9E3779B97F4A7C15ull;
+    lc.rank = j->g.rank;
+    lc.world = j->g.size;
+    lc.subset = train.v;
+    lc.nsubset = train.n;
+    if (!strcmp(o->augment, "none")) {
+        lc.augment = 0;
+        lc.swap_pairs = 0;
+    } else if (!strcmp(o->augment, "robust")) {
+        lc.aug.fail_rate = (float)o->fail_rate;
+        lc.aug.fail_kinds = SQ_FAIL_ALL;
+    }
+    if (rc == SQ_OK) rc = sq_loader_create(j->ds, &lc, &L, st);
+    int spe = L ? sq_loader_steps(L) : 1;
+
+    ev.j = j;
+    ev.m = m;
+    ev.batch = o->batch;
+    ev.vox = (size_t)j->shape[0] * j->shape[1] * j->shape[2];
+    if (rc == SQ_OK) {
+        ev.x = sq_alloc((size_t)o->batch * 2 * ev.vox * sizeof(float));
+        if (!ev.x) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
+
+    int start_epoch = (int)(gstep / spe), skip = (int)(gstep % spe);
+    double last_loss = 0;
+    for (int epoch = start_epoch; rc == SQ_OK && epoch < o->epochs && !*interrupted; epoch++) {
+        sq_model_set_training(m, 1);
+        rc = sq_loader_start_epoch(L, (uint32_t)epoch, st);
+        double loss_acc[2] = {0, 0};
+        for (;;) {
+            sq_batch *b = NULL;
+            if (rc == SQ_OK) rc = sq_loader_next(L, &b, st);
+            if (rc != SQ_OK || !b) break;
+            if (skip > 0) { /* batches done before the interruption */
+                skip--;
+                sq_loader_release(L, b);
+                continue;
+            }
+            float loss = 0;
+            rc = sq_model_forward(m, b->x, NULL, st);
+            if (rc == SQ_OK) rc = sq_model_loss(m, b->y, &loss, st);
+            sq_loader_release(L, b);
+            if (rc == SQ_OK) rc = sq_model_backward(m, st);
+            if (rc == SQ_OK) rc = average_grads(j, m, host, np, st);
+            if (rc == SQ_OK && o->clip > 0)
+                rc = sq_clip_grad_norm(be, sq_model_grads_buf(m), np, o->clip, NULL, st);
+            float lr = (float)sq_lr_at(&o->lr, epoch, gstep);
+            if (rc == SQ_OK)
+                rc = sq_adam_step(opt, sq_model_params_buf(m), sq_model_grads_buf(m), lr, st);
+            if (rc != SQ_OK) break;
+            gstep++;
+            loss_acc[0] += loss;
+            loss_acc[1] += 1;
+            if (o->max_steps > 0 && gstep >= o->max_steps) sq_stop_set(1);
+            int stop = 0;
+            rc = sq_stop_agreed(j->g.comm, &stop, st);
+            if (rc == SQ_OK && stop) *interrupted = 1;
+            if (j->w->rank == 0) sq_hub_poll(&j->hub, st);
+            if (*interrupted) break;
+        }
+        if (rc != SQ_OK) break;
+        if (*interrupted) {
+            if (j->g.rank == 0) {
+                sq_ckpt_info info;
+                ckpt_info(j, gstep, (int)(gstep / spe), &info);
+                rc = sq_checkpoint_save(last, m, opt, &info, st);
+                if (rc == SQ_OK) rc = save_fold_state(dir, &fs, st);
+                sq_warn("fold %d: stopped after step %ld; checkpoint %s", fold, gstep, last);
+            }
+            MPI_Barrier(j->g.comm);
+            break;
+        }
+        rc = sq_allreduce_sum_doubles(&j->g, loss_acc, 2, st);
+        double loss = loss_acc[1] > 0 ? loss_acc[0] / loss_acc[1] : NAN;
+        last_loss = loss;
+        double vmae = -1;
+        int done = epoch + 1;
+        if (rc == SQ_OK && val_cases.n > 0 &&
+            (done % (o->val_every > 0 ? o->val_every : 1) == 0 || done == o->epochs)) {
+            sq_model_set_training(m, 0);
+            rc = validate(j, &ev, val_cases.v, val_cases.n, &vmae, st);
+            sq_model_set_training(m, 1);
+        }
+        if (rc == SQ_OK && j->g.rank == 0) {
+            sq_ckpt_info info;
+            ckpt_info(j, gstep, done, &info);
+            if (vmae >= 0 && vmae < fs.best_val) {
+                fs.best_val = vmae;
+                fs.best_epoch = done;
+                rc = sq_checkpoint_save(best, m, NULL, &info, st);
+            }
+            if (rc == SQ_OK) rc = sq_checkpoint_save(last, m, opt, &info, st);
+            if (rc == SQ_OK) rc = save_fold_state(dir, &fs, st);
+            if (rc == SQ_OK) rc = append_curve(dir, fold, done, loss, vmae, st);
+            sq_fold_status s = {fold, done, o->epochs, 0, loss, vmae};
+            if (rc == SQ_OK) rc = sq_hub_post(&j->hub, &s, st);
+            sq_debug("fold %d epoch %d/%d loss %.5f val MAE %.4f", fold, done, o->epochs, loss,
+                     vmae);
+        }
+    }
+    sq_loader_destroy(L);
+    L = NULL;
+
+    /* test the fold: real contours, and the failure study */
+    if (rc == SQ_OK && !*interrupted && fold >= 0) {
+        sq_model_set_training(m, 0);
+        ev.nout = 0;
+        rc = evaluate_cases(&ev, test_cases.v, test_cases.n, fold, o->failures, naive, st);
+        if (rc == SQ_OK) rc = push_predictions(j, ev.out, ev.nout, st);
+    }
+    if (j->g.rank == 0 && !*interrupted) {
+        sq_fold_status s = {fold, o->epochs, o->epochs, 1, last_loss,
+                            isfinite(fs.best_val) ? fs.best_val : -1.0};
+        sq_code r2 = sq_hub_post_final(&j->hub, &s, st);
+        if (rc == SQ_OK) rc = r2;
+    }
+
+    free(ev.out);
+    sq_free(ev.x);
+    free(host);
+    sq_adam_destroy(opt);
+    sq_model_destroy(m);
+    if (be) be->destroy(be);
+    free(train.v);
+    free(val.v);
+    free(test_cases.v);
+    free(val_cases.v);
+    return rc;
+}
+
+/* Merge the per-fold curves into run_dir/curves.csv (rank 0). */
+static sq_code merge_curves(const job *j, sq_status *st) {
+    char path[SQ_PATH_MAX];
+    snprintf(path, sizeof path, "%s/curves.csv", j->o->run_dir);
+    size_t cap = 4096, len = 0;
+    char *all = malloc(cap);
+    if (!all) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    len = (size_t)snprintf(all, cap, "fold,epoch,train_loss,val_mae\n");
+    int nf = j->o->nfolds ? j->o->nfolds : 1;
+    for (int f = 0; f < nf; f++) {
+        char dir[SQ_PATH_MAX], file[SQ_PATH_MAX + 16];
+        fold_dir(j, j->o->nfolds ? f : -1, dir, sizeof dir);
+        snprintf(file, sizeof file, "%s/curves.csv", dir);
+        char *text = NULL;
+        size_t n = 0;
+        if (sq_read_file(file, &text, &n, NULL) != SQ_OK) continue;
+        if (len + n + 1 > cap) {
+            while (len + n + 1 > cap) cap *= 2;
+            char *na = realloc(all, cap);
+            if (!na) {
+                free(text);
+                free(all);
+                return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+            }
+            all = na;
+        }
+        memcpy(all + len, text, n);
+        len += n;
+        free(text);
+    }
+    sq_code rc = sq_write_file_atomic(path, all, len, st);
+    free(all);
+    return rc;
+}
+
+sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
+    job j;
+    memset(&j, 0, sizeof j);
+    j.o = o;
+    j.w = w;
+    j.g.comm = MPI_COMM_NULL;
+    double t0 = sq_now();
+    sq_code rc = SQ_OK;
+    if (o->nfolds == 1 || o->nfolds < 0)
+        return sq_fail(st, SQ_ERR_USAGE, "--folds %d: expected 0 or at least 2", o->nfolds);
+    if (o->batch < 1 || o->batch > 64)
+        return sq_fail(st, SQ_ERR_USAGE, "--batch %d: expected 1..64", o->batch);
+    if (w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
+    if (rc == SQ_OK && w->rank == 0 && o->config) {
+        char path[SQ_PATH_MAX];
+        snprintf(path, sizeof path, "%s/config.json", o->run_dir);
+        rc = sq_json_write_file(path, o->config, st);
+    }
+    /* every rank must see rank 0's directory and know whether it failed */
+    int bad = rc != SQ_OK;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, w->comm);
+    if (bad) return rc != SQ_OK ? rc : sq_fail(st, SQ_ERR_IO, "rank 0 could not create %s", o->run_dir);
+
+    rc = sq_dataset_open(o->sites, o->nsites, &j.ds, st);
+    if (rc == SQ_OK) rc = sq_dataset_open(o->sites, o->nsites, &j.ev, st);
+    if (rc == SQ_OK) {
+        sq_dataset_shape(j.ds, j.shape);
+        memcpy(j.spacing, sq_site_get_info(sq_dataset_site(j.ds, 0))->spacing, sizeof j.spacing);
+        rc = build_cases(&j, st);
+    }
+    if (rc == SQ_OK) rc = make_splits(&j, st);
+    if (rc == SQ_OK) rc = sq_layout_plan(w->size, o->nfolds, w->rank, &j.lay, st);
+    if (rc == SQ_OK) rc = sq_group_create(w, &j.lay, &j.g, st);
+    if (rc == SQ_OK)
+        rc = sq_hub_init(&j.hub, w->comm, o->nfolds, (double)o->epochs * (o->nfolds ? o->nfolds : 1),
+                         st);
+    if (rc == SQ_OK && w->rank == 0)
+        sq_info("%d site file(s), %d cases, %d samples, shape %dx%dx%d; %d rank(s), %s", o->nsites,
+                j.ncases, j.nsamples, j.shape[0], j.shape[1], j.shape[2], w->size,
+                o->nfolds ? "cross-validation" : "training on all data");
+    int interrupted = 0;
+    for (int i = 0; rc == SQ_OK && i < j.lay.nmine && !interrupted; i++)
+        rc = train_fold(&j, j.lay.mine[i], &interrupted, st);
+    if (rc != SQ_OK) {
+        sq_context(st, "rank %d", w->rank);
+        job_free(&j);
+        return rc; /* the caller aborts the MPI job: other ranks may be inside a collective */
+    }
+    int any_int = interrupted;
+    MPI_Allreduce(MPI_IN_PLACE, &any_int, 1, MPI_INT, MPI_MAX, w->comm);
+    if (!any_int && w->rank == 0) rc = sq_hub_drain(&j.hub, st);
+    sq_prediction *all = NULL;
+    int nall = 0;
+    if (rc == SQ_OK && !any_int)
+        rc = sq_gather_records(w, j.pred, j.npred, sizeof *j.pred, (void **)&all, &nall, st);
+    if (rc == SQ_OK && !any_int && w->rank == 0) {
+        rc = merge_curves(&j, st);
+        if (rc == SQ_OK && o->nfolds > 0)
+            rc = sq_report_write(o->run_dir, all, nall, o->rule, o->figures, st);
+        if (rc == SQ_OK && o->nfolds > 0) {
+            sq_report_summary s;
+            rc = sq_report_summarise(all, nall, o->rule, &s, st);
+            if (rc == SQ_OK) {
+                printf("\nsegqa %d-fold cross-validation on %d cases (%d test predictions), %.1f s\n",
+                       o->nfolds, j.ncases, nall, sq_now() - t0);
+                sq_report_print_summary(stdout, &s);
+                printf("\nrun folder: %s (metrics.json, predictions.csv, figures *.png)\n",
+                       o->run_dir);
+                fflush(stdout);
+            }
+        }
+    }
+    free(all);
+    sq_hub_free(&j.hub);
+    sq_group_destroy(&j.g);
+    job_free(&j);
+    if (rc == SQ_OK && any_int)
+        return sq_fail(st, SQ_ERR_INTERRUPTED,
+                       "stopped by a signal after a checkpoint; run the same command to resume");
+    return rc;
+}

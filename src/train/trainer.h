@@ -1,0 +1,62 @@
+/* trainer.h — `segqa cv` and `segqa train`: the training job of DESIGN §1 and §5.
+ *
+ * Every rank opens the site files itself (read-only). Folds are made per patient (splits.h) or
+ * read back with --splits. The world is laid out as hpc/comm.h says (fold groups when W >= K,
+ * round-robin folds when W < K, one data-parallel group when K = 0). Inside a group the initial
+ * parameters are broadcast, each rank streams its shard of the seeded global permutation from the
+ * loader (data/loader.h), gradients of the flat buffer are averaged in buckets, and Adam runs on
+ * every rank with the same numbers. A part of the training patients (--val-fraction) is held out
+ * for validation every --val-every epochs; best.h5 and last.h5 are written per fold by the group's
+ * rank 0. After training each fold's test patients are predicted — their real contours, and with
+ * the failure study their empty / noise / all-ones / shifted-GT contours and the GT itself — and
+ * world rank 0 gathers every prediction and writes the run folder (report.h).
+ *
+ * Resume: last.h5 holds parameters, BatchNorm statistics, Adam moments and the global step; a
+ * restarted run skips the batches already done in the interrupted epoch (the loader is
+ * deterministic), so it ends bitwise equal to an uninterrupted run on the same thread count.
+ * SIGUSR1/SIGTERM: every rank of a group finishes its step, the group checkpoints, and the call
+ * returns SQ_ERR_INTERRUPTED (exit code 75).
+ */
+#ifndef SEGQA_TRAIN_TRAINER_H
+#define SEGQA_TRAIN_TRAINER_H
+
+#include "core/status.h"
+#include "hpc/comm.h"
+#include "model/model.h"
+#include "optim/optim.h"
+#include "train/metrics.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+typedef struct sq_train_opts {
+    const char *const *sites; /* site files */
+    int nsites;
+    int nfolds;               /* K >= 2 for cross-validation; 0: one model on all data */
+    const char *splits_path;  /* reuse these folds ("" or NULL: make them) */
+    const char *run_dir;
+    int epochs;
+    int batch;
+    int val_every;            /* validate every N epochs (and after the last) */
+    double val_fraction;      /* of each fold's training patients, held out for validation */
+    int workers;              /* augmentation threads per rank */
+    int threads;              /* compute threads per rank */
+    uint64_t seed;
+    sq_lr_schedule lr;
+    double clip;              /* gradient-norm clipping, 0 = off */
+    const char *augment;      /* "paper", "robust" (paper + failure injection) or "none" */
+    double fail_rate;         /* failure injection rate of the robust preset */
+    int failures;             /* run the failure-case study on every test fold */
+    int figures;              /* draw the figures */
+    int max_steps;            /* stop every fold after this many steps in total (tests); 0 = off */
+    sq_accuracy_rule rule;
+    sq_model_config model;    /* input shape and spacing are taken from the site files */
+    const cJSON *config;      /* resolved options, saved as run_dir/config.json (may be NULL) */
+} sq_train_opts;
+
+sq_train_opts sq_train_opts_default(void);
+
+/* Run the job on this rank. Rank 0 prints the summary table when done. */
+sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st);
+
+#endif
