@@ -32,7 +32,8 @@
 int sq_cmd_demo(int argc, char **argv) {
     char data[SQ_PATH_MAX] = SEGQA_DEFAULT_DATA_DIR, out[SQ_PATH_MAX] = "runs/demo";
     char shape_text[64] = "40x56x40";
-    long long ranks = 2, folds = 5, epochs = 8, threads = 1, seed = 20221, limit = 0;
+    long long ranks = 2, folds = 5, epochs = 12, threads = 1, seed = 20221, limit = 0;
+    char augment[16] = "robust";
     const sq_option opts[] = {
         {"data", 'd', SQ_OPT_STRING, data, sizeof data, "DIR",
          "bundled data set (images/, labels/, MANIFEST.tsv)", NULL, 0, 0},
@@ -44,6 +45,9 @@ int sq_cmd_demo(int argc, char **argv) {
         {"epochs", 'e', SQ_OPT_INT, &epochs, 0, "N", "training epochs per fold", NULL, 1, 100000},
         {"threads", 't', SQ_OPT_INT, &threads, 0, "N", "compute threads per rank", NULL, 1, 1024},
         {"seed", 's', SQ_OPT_INT, &seed, 0, "N", "seed", NULL, 0, 9.0e15},
+        {"augment", 'a', SQ_OPT_CHOICE, augment, sizeof augment, "PRESET",
+         "augmentation: paper, robust (paper + failure-case injection) or none",
+         "paper|robust|none", 0, 0},
         {"limit", 0, SQ_OPT_INT, &limit, 0, "N", "use the first N cases only (0: all)", NULL, 0,
          100000},
     };
@@ -70,7 +74,8 @@ int sq_cmd_demo(int argc, char **argv) {
     int64_t shape[5];
     int nd = 0;
     if (sq_parse_shape(shape_text, shape, &nd, &st) != SQ_OK || nd != 3) {
-        if (st.code == SQ_OK) sq_fail(&st, SQ_ERR_USAGE, "--shape '%s': expected DxHxW", shape_text);
+        if (st.code == SQ_OK)
+            sq_fail(&st, SQ_ERR_USAGE, "--shape '%s': expected DxHxW", shape_text);
         return sq_cli_report("demo", &st);
     }
     if (sq_mkdirs(out, &st) != SQ_OK) return sq_cli_report("demo", &st);
@@ -130,16 +135,42 @@ int sq_cmd_demo(int argc, char **argv) {
     snprintf(kf, sizeof kf, "%lld", folds);
     snprintf(th, sizeof th, "%lld", threads);
     snprintf(sd, sizeof sd, "%lld", seed);
-    char *args[] = {SEGQA_MPIEXEC, "--oversubscribe", "--bind-to", "none", "--mca", "pml", "ob1",
-                    "--mca", "btl", "self,vader", "-np", np, self, "cv", site, "--out", run,
-                    "--folds", kf, "--epochs", ep, "--threads", th, "--seed", sd,
-                    "--val-every", "2", NULL, NULL};
+    char *args[] = {SEGQA_MPIEXEC,
+                    "--oversubscribe",
+                    "--bind-to",
+                    "none",
+                    "--mca",
+                    "pml",
+                    "ob1",
+                    "--mca",
+                    "btl",
+                    "self,vader",
+                    "-np",
+                    np,
+                    self,
+                    "cv",
+                    site,
+                    "--out",
+                    run,
+                    "--folds",
+                    kf,
+                    "--epochs",
+                    ep,
+                    "--threads",
+                    th,
+                    "--seed",
+                    sd,
+                    "--val-every",
+                    "2",
+                    "--augment",
+                    augment,
+                    NULL};
     if (getuid() == 0) { /* Open MPI refuses root without it */
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     }
-    printf("running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s\n", SEGQA_MPIEXEC, np,
-           site, run, kf, ep);
+    printf("running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s\n",
+           SEGQA_MPIEXEC, np, site, run, kf, ep, augment);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {

@@ -48,8 +48,8 @@ static sq_code parse_preproc(const char *ckpt, const char *text, preproc *p, sq_
     for (int i = 0; rc == SQ_OK && i < 3; i++) {
         const cJSON *v = cJSON_GetArrayItem(sh, i);
         if (!cJSON_IsNumber(v) || v->valueint < 1)
-            rc = sq_fail(st, SQ_ERR_FORMAT, "%s: shape_zyx[%d] must be a positive integer",
-                         origin, i);
+            rc = sq_fail(st, SQ_ERR_FORMAT, "%s: shape_zyx[%d] must be a positive integer", origin,
+                         i);
         else
             p->shape[i] = v->valueint;
     }
@@ -119,8 +119,7 @@ static sq_code read_pairs_csv(const char *path, pair **out, int *n, sq_status *s
         snprintf(p->id, sizeof p->id, "%.255s", col_id >= 0 ? fields[col_id] : co);
     }
     free(text);
-    if (rc == SQ_OK && *n == 0)
-        rc = sq_fail(st, SQ_ERR_FORMAT, "%s: no image/contour pairs", path);
+    if (rc == SQ_OK && *n == 0) rc = sq_fail(st, SQ_ERR_FORMAT, "%s: no image/contour pairs", path);
     if (rc != SQ_OK) {
         free(v);
         v = NULL;
@@ -146,15 +145,18 @@ static sq_code load_pair(const pair *p, const preproc *pp, float *x, sq_status *
                 break;
             }
     }
-    if (rc == SQ_OK) rc = sq_volume_crop_pad(&img, pp->shape[0], pp->shape[1], pp->shape[2], &ci, st);
-    if (rc == SQ_OK) rc = sq_volume_crop_pad(&con, pp->shape[0], pp->shape[1], pp->shape[2], &cc, st);
+    if (rc == SQ_OK)
+        rc = sq_volume_crop_pad(&img, pp->shape[0], pp->shape[1], pp->shape[2], &ci, st);
+    if (rc == SQ_OK)
+        rc = sq_volume_crop_pad(&con, pp->shape[0], pp->shape[1], pp->shape[2], &cc, st);
     double plo, phi;
     if (rc == SQ_OK) rc = sq_volume_normalise_percentile(&ci, pp->lo, pp->hi, &plo, &phi, st);
     if (rc == SQ_OK) {
         size_t vox = sq_volume_numel(&ci);
         memcpy(x, sq_volume_f32(&ci), vox * sizeof(float));
         const uint8_t *m = sq_volume_u8(&cc);
-        for (size_t i = 0; i < vox; i++) x[vox + i] = m[i] ? 1.0f : 0.0f;
+        for (size_t i = 0; i < vox; i++)
+            x[vox + i] = m[i] ? 1.0f : 0.0f;
     }
     sq_volume_free(&img);
     sq_volume_free(&con);
@@ -178,16 +180,17 @@ int sq_cmd_predict(int argc, char **argv) {
          "CSV with columns image, contour (and id): many pairs", NULL, 0, 0},
         {"threshold", 0, SQ_OPT_DOUBLE, &threshold, 0, "X",
          "accept a contour when its estimated Dice is at least X", NULL, 0, 1},
-        {"format", 'f', SQ_OPT_CHOICE, format, sizeof format, "FMT", "output", "table|json", 0,
-         0},
+        {"format", 'f', SQ_OPT_CHOICE, format, sizeof format, "FMT", "output", "table|json", 0, 0},
         {"threads", 't', SQ_OPT_INT, &threads, 0, "N", "compute threads", NULL, 1, 1024},
     };
     const sq_cli_spec spec = {
         .command = "predict",
-        .usage = "segqa predict --checkpoint FILE.h5 (--image IMG --contour MASK | --pairs FILE.csv)",
-        .description = "Estimate the Dice score of each contour without a ground truth, and accept\n"
-                       "or reject it. Preprocessing is read from the checkpoint. Exit code 0 when\n"
-                       "every contour is accepted, 3 when any is rejected.",
+        .usage =
+            "segqa predict --checkpoint FILE.h5 (--image IMG --contour MASK | --pairs FILE.csv)",
+        .description =
+            "Estimate the Dice score of each contour without a ground truth, and accept\n"
+            "or reject it. Preprocessing is read from the checkpoint. Exit code 0 when\n"
+            "every contour is accepted, 3 when any is rejected.",
         .opts = opts,
         .nopts = (int)(sizeof opts / sizeof opts[0]),
         .min_pos = 0,
@@ -202,7 +205,8 @@ int sq_cmd_predict(int argc, char **argv) {
         sq_fail(&st, SQ_ERR_USAGE, "--checkpoint FILE.h5 is required");
         return sq_cli_report("predict", &st);
     }
-    if (!!pairs_csv[0] == (image[0] || contour[0]) || (!pairs_csv[0] && (!image[0] || !contour[0]))) {
+    if (!!pairs_csv[0] == (image[0] || contour[0]) ||
+        (!pairs_csv[0] && (!image[0] || !contour[0]))) {
         sq_fail(&st, SQ_ERR_USAGE, "give either --image and --contour, or --pairs FILE.csv");
         return sq_cli_report("predict", &st);
     }
@@ -238,8 +242,8 @@ int sq_cmd_predict(int argc, char **argv) {
     if (rc == SQ_OK) rc = sq_model_create(&mc, be, &m, &st);
     if (rc == SQ_OK) rc = sq_checkpoint_load(ckpt, m, NULL, &info, &st);
     if (rc == SQ_OK) rc = parse_preproc(ckpt, info.preproc_config, &pp, &st);
-    if (rc == SQ_OK && (pp.shape[0] != mc.depth || pp.shape[1] != mc.height ||
-                        pp.shape[2] != mc.width))
+    if (rc == SQ_OK &&
+        (pp.shape[0] != mc.depth || pp.shape[1] != mc.height || pp.shape[2] != mc.width))
         rc = sq_fail(&st, SQ_ERR_FORMAT,
                      "%s: preprocessing shape %dx%dx%d differs from the model input %dx%dx%d", ckpt,
                      pp.shape[0], pp.shape[1], pp.shape[2], mc.depth, mc.height, mc.width);

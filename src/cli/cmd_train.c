@@ -97,8 +97,8 @@ static int run(int argc, char **argv, int cv) {
          1},
         {"high", 0, SQ_OPT_DOUBLE, &c.high, 0, "X", "accuracy rule: upper Dice threshold", NULL, 0,
          1},
-        {"seed", 's', SQ_OPT_INT, &c.seed, 0, "N", "seed of folds, init and augmentation", NULL,
-         0, 9.0e15},
+        {"seed", 's', SQ_OPT_INT, &c.seed, 0, "N", "seed of folds, init and augmentation", NULL, 0,
+         9.0e15},
         {"workers", 'w', SQ_OPT_INT, &c.workers, 0, "N", "augmentation threads per rank", NULL, 1,
          256},
         {"threads", 't', SQ_OPT_INT, &c.threads, 0, "N",
@@ -181,7 +181,8 @@ static int run(int argc, char **argv, int cv) {
     cJSON *resolved = sq_options_to_json(opts, nopts);
     if (resolved) {
         cJSON *sites = cJSON_AddArrayToObject(resolved, "sites");
-        for (int i = 0; i < a.npos; i++) cJSON_AddItemToArray(sites, cJSON_CreateString(a.pos[i]));
+        for (int i = 0; i < a.npos; i++)
+            cJSON_AddItemToArray(sites, cJSON_CreateString(a.pos[i]));
         cJSON_AddNumberToObject(resolved, "ranks", w.size);
         cJSON_AddNumberToObject(resolved, "threads_per_rank", o.threads);
     }
@@ -197,5 +198,9 @@ static int run(int argc, char **argv, int cv) {
     return code;
 }
 
-int sq_cmd_cv(int argc, char **argv) { return run(argc, argv, 1); }
-int sq_cmd_train(int argc, char **argv) { return run(argc, argv, 0); }
+int sq_cmd_cv(int argc, char **argv) {
+    return run(argc, argv, 1);
+}
+int sq_cmd_train(int argc, char **argv) {
+    return run(argc, argv, 0);
+}

@@ -56,7 +56,7 @@ typedef struct job {
     int *case_site, *case_index; /* case -> site, case index in the site */
     char (*case_key)[SQ_ID_MAX]; /* "site/case" */
     char (*patient_key)[SQ_ID_MAX];
-    int *case_fold;              /* -1 when training on all data */
+    int *case_fold; /* -1 when training on all data */
     int shape[3];
     double spacing[3];
     sq_layout lay;
@@ -133,7 +133,8 @@ static sq_code build_cases(job *j, sq_status *st) {
 static sq_code make_splits(job *j, sq_status *st) {
     const sq_train_opts *o = j->o;
     if (o->nfolds == 0) {
-        for (int c = 0; c < j->ncases; c++) j->case_fold[c] = -1;
+        for (int c = 0; c < j->ncases; c++)
+            j->case_fold[c] = -1;
         return SQ_OK;
     }
     const char **ck = malloc((size_t)j->ncases * sizeof *ck);
@@ -151,8 +152,7 @@ static sq_code make_splits(job *j, sq_status *st) {
     sq_code rc;
     if (o->splits_path && o->splits_path[0]) {
         rc = sq_splits_load(o->splits_path, &sp, st);
-        if (rc == SQ_OK)
-            rc = sq_splits_check_cases(&sp, ck, pk, j->ncases, o->splits_path, st);
+        if (rc == SQ_OK) rc = sq_splits_check_cases(&sp, ck, pk, j->ncases, o->splits_path, st);
         if (rc == SQ_OK && sp.nfolds != o->nfolds)
             rc = sq_fail(st, SQ_ERR_USAGE, "%s: has %d folds but --folds is %d", o->splits_path,
                          sp.nfolds, o->nfolds);
@@ -162,7 +162,8 @@ static sq_code make_splits(job *j, sq_status *st) {
     free(ck);
     free(pk);
     if (rc != SQ_OK) return rc;
-    for (int c = 0; c < j->ncases; c++) j->case_fold[c] = sq_splits_fold_of(&sp, j->case_key[c]);
+    for (int c = 0; c < j->ncases; c++)
+        j->case_fold[c] = sq_splits_fold_of(&sp, j->case_key[c]);
     if (j->w->rank == 0) {
         char path[SQ_PATH_MAX];
         snprintf(path, sizeof path, "%s/splits.json", o->run_dir);
@@ -208,7 +209,8 @@ static sq_code split_fold(job *j, int fold, idx_list *train, idx_list *val, idx_
     if (!perm || !is_val) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
     if (rc == SQ_OK) {
         sq_rng_permutation(o->seed, 0x7a11u + (uint32_t)(fold + 1), perm, (uint32_t)np);
-        for (int k = 0; k < nval; k++) is_val[perm[k]] = 1;
+        for (int k = 0; k < nval; k++)
+            is_val[perm[k]] = 1;
         for (int i = 0; i < j->nsamples && rc == SQ_OK; i++) {
             int c = j->sample_case[i];
             if (fold >= 0 && j->case_fold[c] == fold) continue;
@@ -232,8 +234,8 @@ typedef struct evaluator {
     job *j;
     sq_model *m;
     int batch;
-    size_t vox;       /* D*H*W */
-    float *x;         /* [batch][2][vox] */
+    size_t vox; /* D*H*W */
+    float *x;   /* [batch][2][vox] */
     float y[64];
     sq_prediction meta[64];
     int n;
@@ -268,7 +270,8 @@ static sq_code ev_add(evaluator *e, const float *image, const uint8_t *contour,
                       const sq_prediction *meta, sq_status *st) {
     float *x = e->x + (size_t)e->n * 2 * e->vox;
     memcpy(x, image, e->vox * sizeof(float));
-    for (size_t i = 0; i < e->vox; i++) x[e->vox + i] = contour[i] ? 1.0f : 0.0f;
+    for (size_t i = 0; i < e->vox; i++)
+        x[e->vox + i] = contour[i] ? 1.0f : 0.0f;
     e->meta[e->n++] = *meta;
     if (e->n == e->batch) return ev_flush(e, st);
     return SQ_OK;
@@ -309,16 +312,14 @@ static sq_code evaluate_cases(evaluator *e, const int *cases, int ncases, int fo
             sq_volume_free(&cv);
         }
         if (study && rc == SQ_OK) {
-            static const int kinds[4] = {SQ_FAIL_EMPTY, SQ_FAIL_NOISE, SQ_FAIL_ONES,
-                                         SQ_FAIL_SHIFT};
+            static const int kinds[4] = {SQ_FAIL_EMPTY, SQ_FAIL_NOISE, SQ_FAIL_ONES, SQ_FAIL_SHIFT};
             static const int cats[4] = {SQ_CAT_EMPTY, SQ_CAT_NOISE, SQ_CAT_ONES, SQ_CAT_SHIFTED};
             sq_rng r;
             sq_rng_init(&r, j->o->seed ^ 0xFA11FA11ull, (uint32_t)(fold + 1), (uint32_t)c);
             for (int f = 0; f < 4 && rc == SQ_OK; f++) {
                 sq_aug_record rec;
                 memset(&rec, 0, sizeof rec);
-                sq_failure_contour(kinds[f], &r, sq_volume_u8(&gt), img.d, img.h, img.w, tmp,
-                                   &rec);
+                sq_failure_contour(kinds[f], &r, sq_volume_u8(&gt), img.d, img.h, img.w, tmp, &rec);
                 snprintf(p.case_id, sizeof p.case_id, "%.60s:%s", meta->id,
                          sq_category_name((sq_category)cats[f]));
                 p.category = cats[f];
@@ -426,7 +427,8 @@ static sq_code validate(job *j, evaluator *e, const int *cases, int ncases, doub
 static sq_code push_predictions(job *j, const sq_prediction *p, int n, sq_status *st) {
     if (j->npred + n > j->cappred) {
         int cap = j->cappred ? j->cappred : 64;
-        while (cap < j->npred + n) cap *= 2;
+        while (cap < j->npred + n)
+            cap *= 2;
         sq_prediction *np = realloc(j->pred, (size_t)cap * sizeof *np);
         if (!np) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
         j->pred = np;
@@ -477,7 +479,8 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     if (rc == SQ_OK) rc = cases_of(j, &val, &val_cases, st);
 
     double naive = 0;
-    for (int k = 0; k < train.n; k++) naive += sq_dataset_sample(j->ds, train.v[k])->dice;
+    for (int k = 0; k < train.n; k++)
+        naive += sq_dataset_sample(j->ds, train.v[k])->dice;
     naive = train.n ? naive / train.n : 0;
 
     sq_model_config mc = o->model;
@@ -636,8 +639,8 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
         if (rc == SQ_OK) rc = push_predictions(j, ev.out, ev.nout, st);
     }
     if (j->g.rank == 0 && !*interrupted) {
-        sq_fold_status s = {fold, o->epochs, o->epochs, 1, last_loss,
-                            isfinite(fs.best_val) ? fs.best_val : -1.0};
+        sq_fold_status s = {fold, o->epochs, o->epochs,
+                            1,    last_loss, isfinite(fs.best_val) ? fs.best_val : -1.0};
         sq_code r2 = sq_hub_post_final(&j->hub, &s, st);
         if (rc == SQ_OK) rc = r2;
     }
@@ -672,7 +675,8 @@ static sq_code merge_curves(const job *j, sq_status *st) {
         size_t n = 0;
         if (sq_read_file(file, &text, &n, NULL) != SQ_OK) continue;
         if (len + n + 1 > cap) {
-            while (len + n + 1 > cap) cap *= 2;
+            while (len + n + 1 > cap)
+                cap *= 2;
             char *na = realloc(all, cap);
             if (!na) {
                 free(text);
@@ -711,7 +715,8 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     /* every rank must see rank 0's directory and know whether it failed */
     int bad = rc != SQ_OK;
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, w->comm);
-    if (bad) return rc != SQ_OK ? rc : sq_fail(st, SQ_ERR_IO, "rank 0 could not create %s", o->run_dir);
+    if (bad)
+        return rc != SQ_OK ? rc : sq_fail(st, SQ_ERR_IO, "rank 0 could not create %s", o->run_dir);
 
     rc = sq_dataset_open(o->sites, o->nsites, &j.ds, st);
     if (rc == SQ_OK) rc = sq_dataset_open(o->sites, o->nsites, &j.ev, st);
@@ -724,8 +729,8 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     if (rc == SQ_OK) rc = sq_layout_plan(w->size, o->nfolds, w->rank, &j.lay, st);
     if (rc == SQ_OK) rc = sq_group_create(w, &j.lay, &j.g, st);
     if (rc == SQ_OK)
-        rc = sq_hub_init(&j.hub, w->comm, o->nfolds, (double)o->epochs * (o->nfolds ? o->nfolds : 1),
-                         st);
+        rc = sq_hub_init(&j.hub, w->comm, o->nfolds,
+                         (double)o->epochs * (o->nfolds ? o->nfolds : 1), st);
     if (rc == SQ_OK && w->rank == 0)
         sq_info("%d site file(s), %d cases, %d samples, shape %dx%dx%d; %d rank(s), %s", o->nsites,
                 j.ncases, j.nsamples, j.shape[0], j.shape[1], j.shape[2], w->size,
@@ -753,8 +758,9 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
             sq_report_summary s;
             rc = sq_report_summarise(all, nall, o->rule, &s, st);
             if (rc == SQ_OK) {
-                printf("\nsegqa %d-fold cross-validation on %d cases (%d test predictions), %.1f s\n",
-                       o->nfolds, j.ncases, nall, sq_now() - t0);
+                printf(
+                    "\nsegqa %d-fold cross-validation on %d cases (%d test predictions), %.1f s\n",
+                    o->nfolds, j.ncases, nall, sq_now() - t0);
                 sq_report_print_summary(stdout, &s);
                 printf("\nrun folder: %s (metrics.json, predictions.csv, figures *.png)\n",
                        o->run_dir);

@@ -32,26 +32,26 @@
 typedef struct sq_train_opts {
     const char *const *sites; /* site files */
     int nsites;
-    int nfolds;               /* K >= 2 for cross-validation; 0: one model on all data */
-    const char *splits_path;  /* reuse these folds ("" or NULL: make them) */
+    int nfolds;              /* K >= 2 for cross-validation; 0: one model on all data */
+    const char *splits_path; /* reuse these folds ("" or NULL: make them) */
     const char *run_dir;
     int epochs;
     int batch;
-    int val_every;            /* validate every N epochs (and after the last) */
-    double val_fraction;      /* of each fold's training patients, held out for validation */
-    int workers;              /* augmentation threads per rank */
-    int threads;              /* compute threads per rank */
+    int val_every;       /* validate every N epochs (and after the last) */
+    double val_fraction; /* of each fold's training patients, held out for validation */
+    int workers;         /* augmentation threads per rank */
+    int threads;         /* compute threads per rank */
     uint64_t seed;
     sq_lr_schedule lr;
-    double clip;              /* gradient-norm clipping, 0 = off */
-    const char *augment;      /* "paper", "robust" (paper + failure injection) or "none" */
-    double fail_rate;         /* failure injection rate of the robust preset */
-    int failures;             /* run the failure-case study on every test fold */
-    int figures;              /* draw the figures */
-    int max_steps;            /* stop every fold after this many steps in total (tests); 0 = off */
+    double clip;         /* gradient-norm clipping, 0 = off */
+    const char *augment; /* "paper", "robust" (paper + failure injection) or "none" */
+    double fail_rate;    /* failure injection rate of the robust preset */
+    int failures;        /* run the failure-case study on every test fold */
+    int figures;         /* draw the figures */
+    int max_steps;       /* stop every fold after this many steps in total (tests); 0 = off */
     sq_accuracy_rule rule;
-    sq_model_config model;    /* input shape and spacing are taken from the site files */
-    const cJSON *config;      /* resolved options, saved as run_dir/config.json (may be NULL) */
+    sq_model_config model; /* input shape and spacing are taken from the site files */
+    const cJSON *config;   /* resolved options, saved as run_dir/config.json (may be NULL) */
 } sq_train_opts;
 
 sq_train_opts sq_train_opts_default(void);

@@ -93,6 +93,23 @@ print("bitwise equal")
 PY
 then ok "resumed run ends bitwise equal to the uninterrupted one"; else bad "resume equality"; fi
 
+# a real signal: SIGUSR1 to mpirun is forwarded to the ranks, which stop after the same step,
+# checkpoint and exit 75; rerunning the command finishes the run
+"${mpirun[@]}" -np 2 "$segqa" cv "$tmp/site.h5" --folds 2 --epochs 12 "${net[@]}" --no-failures --out "$tmp/sig" >"$tmp/sig.log" 2>&1 &
+job=$!
+for _ in $(seq 600); do [ -s "$tmp/sig/fold-0/curves.csv" ] && break; sleep 0.05; done
+kill -USR1 $job 2>/dev/null
+wait $job
+rc_sig=$?
+"${mpirun[@]}" -np 2 "$segqa" cv "$tmp/site.h5" --folds 2 --epochs 12 "${net[@]}" --no-failures --out "$tmp/sig" >"$tmp/sig2.log" 2>&1
+rc_sig2=$?
+if [ $rc_sig -eq 75 ] && grep -q "stopped after step" "$tmp/sig.log" && [ $rc_sig2 -eq 0 ] &&
+   grep -q "resuming from" "$tmp/sig2.log" && [ -s "$tmp/sig/predictions.csv" ]; then
+    ok "SIGUSR1: every rank stops after the same step, exit 75; rerun completes"
+else
+    bad "SIGUSR1 exit $rc_sig, rerun exit $rc_sig2"; tail -5 "$tmp/sig.log" "$tmp/sig2.log"
+fi
+
 # predict
 ck=$tmp/ref/fold-0/best.h5
 img=$data/images/hippocampus_004.nii.gz
