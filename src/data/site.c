@@ -1,6 +1,7 @@
 /* site.c — HDF5 site files (see site.h and docs/data-format.md): writer with temp-file commit,
  * validating reader, per-volume reads. Only one thread at a time may call into this file. */
 #include "data/site.h"
+#include "data/h5attr.h"
 
 #include "core/fileio.h"
 
@@ -82,42 +83,6 @@ static int attr_num(hid_t loc, const char *name, hid_t mem_t, hid_t file_t, int 
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return e < 0 ? -1 : 0;
-}
-
-/* Read a string attribute (variable or fixed length) into a malloc'ed string; NULL if absent
- * or not a string. */
-static char *read_attr_str(hid_t loc, const char *name) {
-    if (H5Aexists(loc, name) <= 0) return NULL;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t ft = H5Aget_type(a);
-    char *out = NULL;
-    if (H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(ft));
-            char *v = NULL;
-            if (H5Aread(a, mt, &v) >= 0 && v) {
-                out = xstrdup(v);
-                H5free_memory(v);
-            }
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(ft);
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, n + 1);
-            out = calloc(n + 2, 1);
-            if (out && H5Aread(a, mt, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-            H5Tclose(mt);
-        }
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-    return out;
 }
 
 /* Read a numeric attribute of exactly n elements (n = 1 accepts a scalar) as doubles. */
@@ -386,11 +351,11 @@ static sq_code load_case_meta(sq_site *s, hid_t cases, const char *id, sq_case *
     hid_t g = H5Gopen2(cases, id, H5P_DEFAULT);
     if (g < 0) return sq_fail(st, SQ_ERR_FORMAT, "%s: /cases/%s is not a group", s->path, id);
     sq_code rc = SQ_OK;
-    char *p = read_attr_str(g, "patient");
+    char *p = sq_h5_attr_read_str(g, "patient");
     snprintf(c->patient, sizeof c->patient, "%s", p ? p : id);
     free(p);
-    c->clinical = read_attr_str(g, "clinical");
-    c->source = read_attr_str(g, "source");
+    c->clinical = sq_h5_attr_read_str(g, "clinical");
+    c->source = sq_h5_attr_read_str(g, "source");
     const char *what[2] = {"image", "gt"};
     H5T_class_t cls[2] = {H5T_FLOAT, H5T_INTEGER};
     size_t sz[2] = {4, 1};
@@ -416,8 +381,8 @@ static sq_code load_case_meta(sq_site *s, hid_t cases, const char *id, sq_case *
             }
             hid_t ds = H5Dopen2(cg, l.names[i], H5P_DEFAULT);
             double dice = -1;
-            char *method = read_attr_str(ds, "method");
-            char *params = read_attr_str(ds, "params");
+            char *method = sq_h5_attr_read_str(ds, "method");
+            char *params = sq_h5_attr_read_str(ds, "params");
             int de = read_attr_doubles(ds, "dice", &dice, 1);
             H5Dclose(ds);
             if (de || !method || !(dice >= 0 && dice <= 1)) {
@@ -455,7 +420,7 @@ sq_code sq_site_open(const char *path, sq_site **out, sq_status *st) {
         rc = sq_fail(st, SQ_ERR_IO, "%s: cannot open the HDF5 file", path);
         goto fail;
     }
-    char *fmt = read_attr_str(s->file, "format");
+    char *fmt = sq_h5_attr_read_str(s->file, "format");
     int fmt_ok = fmt && !strcmp(fmt, SQ_SITE_FORMAT);
     free(fmt);
     if (!fmt_ok) {
@@ -483,10 +448,10 @@ sq_code sq_site_open(const char *path, sq_site **out, sq_status *st) {
     }
     for (int a = 0; a < 3; a++)
         s->info.shape[a] = (int)shape[a], s->info.spacing[a] = spacing[a];
-    char *site = read_attr_str(s->file, "site");
+    char *site = sq_h5_attr_read_str(s->file, "site");
     snprintf(s->info.site, sizeof s->info.site, "%s", site ? site : "");
     free(site);
-    s->info.preprocessing = read_attr_str(s->file, "preprocessing");
+    s->info.preprocessing = sq_h5_attr_read_str(s->file, "preprocessing");
     if (H5Lexists(s->file, "cases", H5P_DEFAULT) <= 0 ||
         (cases = H5Gopen2(s->file, "cases", H5P_DEFAULT)) < 0) {
         rc = sq_fail(st, SQ_ERR_FORMAT, "%s: group /cases expected", path);

@@ -1,5 +1,6 @@
 /* checkpoint.c — write and read segqa checkpoints in HDF5 (layout in checkpoint.h). */
 #include "train/checkpoint.h"
+#include "data/h5attr.h"
 
 #include "core/json.h"
 
@@ -57,41 +58,6 @@ static int attr_read(hid_t obj, const char *name, hid_t memtype, void *v) {
     int ok = a >= 0 && H5Aread(a, memtype, v) >= 0;
     if (a >= 0) H5Aclose(a);
     return ok;
-}
-
-/* Reads a fixed or variable length string attribute into a malloc'ed, NUL-terminated string. */
-static char *attr_read_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t ft = H5Aget_type(a);
-    char *out = NULL;
-    if (H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            char *vs = NULL;
-            if (H5Aread(a, mt, &vs) >= 0 && vs) {
-                out = strdup(vs);
-                H5free_memory(vs);
-            }
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(ft);
-            out = calloc(n + 1, 1);
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, n);
-            H5Tset_strpad(mt, H5T_STR_NULLPAD); /* out has room for the terminator */
-            if (out && H5Aread(a, mt, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-            H5Tclose(mt);
-        }
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-    return out;
 }
 
 /* ---- datasets
@@ -301,7 +267,7 @@ sq_code sq_checkpoint_save(const char *path, const sq_model *m, const sq_adam_op
  * ---------------------------------------------------------------------------------------- */
 
 static sq_code read_config_f(hid_t f, const char *path, sq_model_config *c, sq_status *st) {
-    char *fmt = attr_read_str(f, "format");
+    char *fmt = sq_h5_attr_read_str(f, "format");
     int ok = fmt && !strcmp(fmt, CKPT_FORMAT);
     free(fmt);
     if (!ok)
@@ -312,7 +278,7 @@ static sq_code read_config_f(hid_t f, const char *path, sq_model_config *c, sq_s
     if (!attr_read(f, "version", H5T_NATIVE_INT, &ver) || ver != CKPT_VERSION)
         return sq_fail(st, SQ_ERR_FORMAT, "%s: attribute 'version' is %d, expected %d", path, ver,
                        CKPT_VERSION);
-    char *cs = attr_read_str(f, "model_config");
+    char *cs = sq_h5_attr_read_str(f, "model_config");
     if (!cs) return sq_fail(st, SQ_ERR_FORMAT, "%s: attribute 'model_config' is missing", path);
     cJSON *j = NULL;
     sq_code rc = sq_json_parse(cs, "model_config", &j, st);
@@ -410,7 +376,7 @@ static sq_code load_from(hid_t f, const char *path, sq_model *m, sq_adam_opt *op
         attr_read(f, "step", H5T_NATIVE_LLONG, &step);
         info->step = (long)step;
         attr_read(f, "epoch", H5T_NATIVE_INT, &info->epoch);
-        char *pp = attr_read_str(f, "preproc_config");
+        char *pp = sq_h5_attr_read_str(f, "preproc_config");
         if (pp) {
             snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp);
             free(pp);
