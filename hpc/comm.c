@@ -147,19 +147,42 @@ sq_code sq_allreduce_init(sq_allreduce *ar, const sq_group *g, float *buf, size_
     return SQ_OK;
 }
 
+/* Bucket b covers [lo, hi) counted from the END of the buffer: bucket 0 holds the last
+ * `bucket` floats, which the backward pass finishes first. */
+static void bucket_range(const sq_allreduce *ar, int b, size_t *lo, size_t *hi) {
+    const size_t from_end = (size_t)b * ar->bucket;
+    *hi = ar->n - from_end;
+    *lo = *hi > ar->bucket ? *hi - ar->bucket : 0;
+}
+
 sq_code sq_allreduce_start(sq_allreduce *ar, int b, sq_status *st) {
     if (b != ar->started || b >= ar->nbuckets)
         return sq_fail(st, SQ_ERR_INTERNAL,
                        "all-reduce bucket %d started out of order (next %d of %d)", b, ar->started,
                        ar->nbuckets);
     if (ar->g->size > 1) {
-        size_t off = (size_t)b * ar->bucket;
-        int cnt = (int)(ar->n - off < ar->bucket ? ar->n - off : ar->bucket);
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, ar->buf + off, cnt, MPI_FLOAT, MPI_SUM, ar->g->comm,
-                                &ar->req[b]);
+        size_t lo, hi;
+        bucket_range(ar, b, &lo, &hi);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, ar->buf + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
+                                ar->g->comm, &ar->req[b]);
         if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Iallreduce of gradients");
     }
     ar->started++;
+    return SQ_OK;
+}
+
+sq_code sq_allreduce_ready(sq_allreduce *ar, size_t from, sq_status *st) {
+    while (ar->started < ar->nbuckets) {
+        size_t lo, hi;
+        bucket_range(ar, ar->started, &lo, &hi);
+        if (lo < from) break;
+        SQ_TRY(sq_allreduce_start(ar, ar->started, st));
+    }
+    if (ar->g->size > 1 && ar->started > 0) { /* let MPI progress the buckets in flight */
+        int done = 0;
+        int rc = MPI_Testall(ar->started, ar->req, &done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Testall of gradient buckets");
+    }
     return SQ_OK;
 }
 

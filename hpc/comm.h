@@ -73,8 +73,13 @@ typedef struct sq_allreduce {
 
 sq_code sq_allreduce_init(sq_allreduce *ar, const sq_group *g, float *buf, size_t n,
                           size_t bucket_elems, sq_status *st);
-/* Start bucket b (buckets must be started in order 0..nbuckets-1). */
+/* Start bucket b (buckets must be started in order 0..nbuckets-1). Bucket 0 is the END of the
+ * buffer (the last `bucket_elems` floats), bucket 1 the ones before it, and so on: the order in
+ * which a backward pass finishes the gradients of parameters laid out in forward order. */
 sq_code sq_allreduce_start(sq_allreduce *ar, int b, sq_status *st);
+/* The gradients at [from, n) are final: start, in order, every bucket lying inside that range,
+ * and test the buckets in flight so MPI progresses them while the caller keeps computing. */
+sq_code sq_allreduce_ready(sq_allreduce *ar, size_t from, sq_status *st);
 /* Start every bucket not yet started, wait for all, divide by the group size. */
 sq_code sq_allreduce_finish(sq_allreduce *ar, sq_status *st);
 void sq_allreduce_free(sq_allreduce *ar);

@@ -17,9 +17,9 @@
 typedef struct train_cli {
     long long folds, epochs, batch, val_every, workers, threads, seed, decay_epoch, warmup,
         fpn_channels, fpn_repeats, expansion, stop_after;
-    double val_fraction, lr, lr_decayed, clip, fail_rate, low, high;
+    double val_fraction, lr, lr_decayed, clip, fail_rate, low, high, bn_momentum;
     int no_failures, no_figures;
-    char out[4096], splits[4096], augment[16], depth_rule[16];
+    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8];
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -44,6 +44,8 @@ static void defaults(train_cli *c, int cv) {
     c->fail_rate = d.fail_rate;
     c->low = d.rule.low;
     c->high = d.rule.high;
+    c->bn_momentum = d.model.bn_momentum;
+    snprintf(c->sync_bn, sizeof c->sync_bn, "%s", d.sync_bn ? "on" : "off");
     snprintf(c->out, sizeof c->out, "%s", cv ? "runs/cv" : "runs/train");
     snprintf(c->augment, sizeof c->augment, "paper");
     snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
@@ -108,6 +110,10 @@ static int run(int argc, char **argv, int cv) {
         {"expansion", 0, SQ_OPT_INT, &c.expansion, 0, "N", "MBConv expansion factor", NULL, 1, 8},
         {"fpn-channels", 0, SQ_OPT_INT, &c.fpn_channels, 0, "N", "BiFPN width", NULL, 4, 512},
         {"fpn-repeats", 0, SQ_OPT_INT, &c.fpn_repeats, 0, "N", "BiFPN cells", NULL, 1, 8},
+        {"bn-momentum", 0, SQ_OPT_DOUBLE, &c.bn_momentum, 0, "X",
+         "BatchNorm running-statistics momentum (PyTorch convention)", NULL, 1e-6, 1},
+        {"sync-bn", 0, SQ_OPT_CHOICE, c.sync_bn, sizeof c.sync_bn, "on|off",
+         "synchronised BatchNorm over each data-parallel group", "on|off", 0, 0},
         {"stop-after-steps", 0, SQ_OPT_INT, &c.stop_after, 0, "N",
          "act as if preempted after N steps (checkpoint, exit 75)", NULL, 0, 1e12},
     };
@@ -177,6 +183,8 @@ static int run(int argc, char **argv, int cv) {
     o.model.expansion = (int)c.expansion;
     o.model.fpn_channels = (int)c.fpn_channels;
     o.model.fpn_repeats = (int)c.fpn_repeats;
+    o.model.bn_momentum = c.bn_momentum;
+    o.sync_bn = !strcmp(c.sync_bn, "on");
     sq_code rc = sq_depth_rule_parse(c.depth_rule, &o.model.depth_rule, &st);
     cJSON *resolved = sq_options_to_json(opts, nopts);
     if (resolved) {

@@ -24,6 +24,8 @@ sq_model_config sq_model_config_default(void) {
     c.fpn_channels = 64;
     c.fpn_repeats = 3;
     c.depth_rule = SQ_DEPTH_ANISOTROPIC;
+    c.image_scale = 1.0 / 255.0;
+    c.bn_momentum = 0.1;
     return c;
 }
 
@@ -59,6 +61,8 @@ sq_code sq_model_config_check(const sq_model_config *c, sq_status *st) {
     RANGE(se_ratio, 1e-6, 1)
     RANGE(fpn_channels, 1, 4096)
     RANGE(fpn_repeats, 1, 64)
+    RANGE(image_scale, 1e-12, 1e12)
+    RANGE(bn_momentum, 0, 1)
 #undef RANGE
     if (c->depth_rule != SQ_DEPTH_ANISOTROPIC && c->depth_rule != SQ_DEPTH_ISOTROPIC)
         return sq_fail(st, SQ_ERR_RANGE, "model config: depth_rule %d unknown", (int)c->depth_rule);
@@ -81,6 +85,8 @@ cJSON *sq_model_config_to_json(const sq_model_config *c) {
     cJSON_AddNumberToObject(o, "fpn_channels", c->fpn_channels);
     cJSON_AddNumberToObject(o, "fpn_repeats", c->fpn_repeats);
     cJSON_AddStringToObject(o, "depth_rule", sq_depth_rule_name(c->depth_rule));
+    cJSON_AddNumberToObject(o, "image_scale", c->image_scale);
+    cJSON_AddNumberToObject(o, "bn_momentum", c->bn_momentum);
     return o;
 }
 
@@ -115,11 +121,13 @@ sq_code sq_model_config_from_json(const cJSON *obj, sq_model_config *c, const ch
             SQ_TRY(get_int(it, &c->fpn_channels, origin, st));
         else if (!strcmp(k, "fpn_repeats"))
             SQ_TRY(get_int(it, &c->fpn_repeats, origin, st));
-        else if (!strcmp(k, "se_ratio")) {
+        else if (!strcmp(k, "se_ratio") || !strcmp(k, "image_scale") ||
+                 !strcmp(k, "bn_momentum")) {
             if (!cJSON_IsNumber(it))
-                return sq_fail(st, SQ_ERR_FORMAT,
-                               "%s: model config key 'se_ratio': expected a number", origin);
-            c->se_ratio = it->valuedouble;
+                return sq_fail(st, SQ_ERR_FORMAT, "%s: model config key '%s': expected a number",
+                               origin, k);
+            *(k[0] == 's' ? &c->se_ratio : k[0] == 'i' ? &c->image_scale : &c->bn_momentum) =
+                it->valuedouble;
         } else if (!strcmp(k, "spacing")) {
             if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3)
                 return sq_fail(st, SQ_ERR_FORMAT,

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #define BN_EPS      1e-3f
-#define BN_MOMENTUM 0.01f
 #define ALIGN_F     16 /* floats per 64 bytes */
 
 enum { OP_CONV, OP_DW, OP_BN, OP_ACT, OP_GAP, OP_CHSCALE, OP_POOL, OP_RESIZE, OP_FUSE, OP_PRELU };
@@ -67,6 +66,12 @@ struct sq_model {
     unsigned char *ready;
     int loss_done;
     int profile;                   /* time every op (sq_model_set_profile) */
+    const sq_bn_sync *bn_sync;     /* synchronised BN group in training, NULL: local */
+    float *xstage;                 /* host copy of the scaled input (plan_n samples) */
+    size_t *gready;                /* per op: gradients at [gready[i], pfloats) are final once
+                                      backward has run ops nops-1 .. i */
+    sq_grad_hook_fn grad_hook;     /* sq_model_set_grad_hook */
+    void *grad_hook_ctx;
     double *op_fwd_ms, *op_bwd_ms; /* per op, accumulated */
 };
 
@@ -276,7 +281,7 @@ static int L_bn(build *b, int x, const char *name, sq_act act, int residual) {
     o->rv = rv;
     o->bn.shape = s;
     o->bn.eps = BN_EPS;
-    o->bn.momentum = BN_MOMENTUM;
+    o->bn.momentum = (float)b->m->cfg.bn_momentum;
     o->bn.training = 1;
     o->bn.act = act;
     o->sm = arena_vec(b, c);
@@ -515,6 +520,10 @@ static void free_plan(sq_model *m) {
     free(m->ready);
     free(m->op_fwd_ms);
     free(m->op_bwd_ms);
+    free(m->xstage);
+    m->xstage = NULL;
+    free(m->gready);
+    m->gready = NULL;
     m->op_fwd_ms = m->op_bwd_ms = NULL;
     m->ops = NULL;
     m->t = NULL;
@@ -720,6 +729,14 @@ sq_code sq_model_set_state(sq_model *m, const float *src, sq_status *st) {
 
 /* ---- planning -------------------------------------------------------------------------------- */
 
+/* End (floats) of the parameter starting at offset `off`; 0 for none (-1). */
+static size_t param_end(const sq_model *m, long off) {
+    if (off < 0) return 0;
+    for (int i = 0; i < m->np; i++)
+        if (m->params[i].off == (size_t)off) return m->params[i].off + (size_t)m->params[i].numel;
+    return m->pfloats; /* not a parameter start: be conservative, nothing above is final */
+}
+
 sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
     if (n < 1) return sq_fail(st, SQ_ERR_RANGE, "model plan: batch %d < 1", n);
     if (m->plan_n == n && m->plan_grad == need_grad) return SQ_OK;
@@ -745,7 +762,19 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
     m->ready = calloc((size_t)b.nt, 1);
     m->op_fwd_ms = calloc((size_t)b.nops + 1, sizeof(double));
     m->op_bwd_ms = calloc((size_t)b.nops + 1, sizeof(double));
-    if (!m->ready || !m->op_fwd_ms || !m->op_bwd_ms) {
+    m->gready = calloc((size_t)b.nops + 1, sizeof(size_t));
+    if (m->gready) { /* prefix maximum of the parameter ends of ops 0..i-1 */
+        size_t hi = 0;
+        for (int i = 0; i < m->nops; i++) {
+            m->gready[i] = hi;
+            const long offs[2] = {m->ops[i].w, m->ops[i].b};
+            for (int k = 0; k < 2; k++) {
+                const size_t e = param_end(m, offs[k]);
+                if (e > hi) hi = e;
+            }
+        }
+    }
+    if (!m->ready || !m->op_fwd_ms || !m->op_bwd_ms || !m->gready) {
         free_plan(m);
         return sq_fail(st, SQ_ERR_NOMEM, "model plan: out of memory");
     }
@@ -765,6 +794,15 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
 
 void sq_model_set_training(sq_model *m, int training) {
     m->training = training ? 1 : 0;
+}
+
+void sq_model_set_bn_sync(sq_model *m, const sq_bn_sync *sync) {
+    m->bn_sync = sync;
+}
+
+void sq_model_set_grad_hook(sq_model *m, sq_grad_hook_fn fn, void *ctx) {
+    m->grad_hook = fn;
+    m->grad_hook_ctx = ctx;
 }
 
 /* ---- forward ----------------------------------------------------------------------------------
@@ -798,6 +836,7 @@ static sq_code run_op(sq_model *m, sq_op *o, sq_status *st) {
         return be->dwconv3d_fwd(be, &o->conv, A(m, o->x), P(m, o->w), P(m, o->b), A(m, o->y), st);
     case OP_BN:
         o->bn.training = m->training;
+        o->bn.sync = m->training ? m->bn_sync : NULL;
         return be->bn_fwd(be, &o->bn, A(m, o->x), P(m, o->w), P(m, o->b), S(m, o->rm), S(m, o->rv),
                           o->x2 >= 0 ? A(m, o->x2) : sq_view_none(), A(m, o->y),
                           sq_view_of(m->abuf, o->sm), sq_view_of(m->abuf, o->si), st);
@@ -821,8 +860,21 @@ sq_code sq_model_forward(sq_model *m, const float *x, float *y, sq_status *st) {
     if (!m->plan_n) return sq_fail(st, SQ_ERR_INTERNAL, "model forward: no plan (sq_model_plan)");
     sq_backend *be = m->be;
     m->loss_done = 0;
-    SQ_TRY(be->upload(be, m->abuf, m->t[m->in_t].off * sizeof(float), x,
-                      (size_t)numel_t(m, m->in_t) * sizeof(float), st));
+    const size_t in_n = (size_t)numel_t(m, m->in_t);
+    if (m->cfg.image_scale != 1.0) { /* channel 0 *= image_scale, in float like x[:, 0] * s */
+        if (!m->xstage && !(m->xstage = malloc(in_n * sizeof(float))))
+            return sq_fail(st, SQ_ERR_NOMEM, "model forward: out of memory for the input");
+        const size_t vox = (size_t)m->cfg.depth * m->cfg.height * m->cfg.width;
+        const size_t per = (size_t)m->cfg.in_channels * vox;
+        const float sc = (float)m->cfg.image_scale;
+        memcpy(m->xstage, x, in_n * sizeof(float));
+        for (int i = 0; i < m->plan_n; i++)
+            for (size_t v = 0; v < vox; v++)
+                m->xstage[i * per + v] *= sc;
+        x = m->xstage;
+    }
+    SQ_TRY(be->upload(be, m->abuf, m->t[m->in_t].off * sizeof(float), x, in_n * sizeof(float), st));
+    if (m->xstage) SQ_TRY(be->sync(be, st)); /* the staging copy is reused by the next forward */
     for (int i = 0; i < m->nops; i++) {
         double t0 = m->profile ? sq_now() : 0;
         sq_code rc = run_op(m, &m->ops[i], st);
@@ -900,6 +952,7 @@ static sq_code back_op(sq_model *m, sq_op *o, sq_status *st) {
         return commit(m, d0, st);
     case OP_BN:
         o->bn.training = m->training;
+        o->bn.sync = m->training ? m->bn_sync : NULL;
         SQ_TRY(be->bn_bwd(be, &o->bn, A(m, o->x), P(m, o->w), P(m, o->b),
                           sq_view_of(m->abuf, o->sm), sq_view_of(m->abuf, o->si), dy, d0.v,
                           PG(m, o->w), PG(m, o->b), st));
@@ -958,6 +1011,7 @@ sq_code sq_model_backward(sq_model *m, sq_status *st) {
     memset(m->ready, 0, (size_t)m->nt);
     SQ_TRY(be->mse_bwd(be, m->plan_n, A(m, m->out_t), A(m, m->target_t), 1.0f, G(m, m->out_t), st));
     m->ready[m->out_t] = 1;
+    size_t hook_from = m->pfloats;
     for (int i = m->nops - 1; i >= 0; i--) {
         double t0 = m->profile ? sq_now() : 0;
         sq_code rc = back_op(m, &m->ops[i], st);
@@ -965,6 +1019,12 @@ sq_code sq_model_backward(sq_model *m, sq_status *st) {
         if (m->profile) {
             SQ_TRY(be->sync(be, st));
             m->op_bwd_ms[i] += (sq_now() - t0) * 1e3;
+        }
+        if (m->grad_hook && m->gready[i] < hook_from) {
+            hook_from = m->gready[i];
+            SQ_TRY(be->sync(be, st)); /* the hook reads the gradient memory */
+            rc = m->grad_hook(m->grad_hook_ctx, hook_from, st);
+            if (rc != SQ_OK) return sq_context(st, "model backward, gradient hook after op %d", i);
         }
     }
     return SQ_OK;

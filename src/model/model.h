@@ -44,6 +44,8 @@ typedef struct sq_model_config {
     int fpn_channels;         /* BiFPN width, 64 */
     int fpn_repeats;          /* BiFPN cells, 3 */
     sq_depth_rule depth_rule;
+    double image_scale;       /* channel 0 is multiplied by this on entry (1/255: [0,255] -> [0,1]) */
+    double bn_momentum;       /* running-statistics momentum, PyTorch convention (0.1) */
 } sq_model_config;
 
 /* The paper's config: 2 x 28 x 160 x 160 at 3.9 x 0.59 x 0.59 mm, anisotropic. */
@@ -113,6 +115,15 @@ sq_code sq_model_flops(const sq_model_config *c, int64_t *flops, sq_status *st);
 sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st);
 /* Training mode: BN uses batch statistics and updates the running ones. Eval: running ones. */
 void sq_model_set_training(sq_model *m, int training);
+/* Synchronised BatchNorm: in training every BN layer sums its statistics over `sync`'s group (see
+ * sq_bn_sync in nn/backend.h). NULL (the default): per-process statistics. Borrowed pointer. */
+void sq_model_set_bn_sync(sq_model *m, const sq_bn_sync *sync);
+/* Gradient-ready hook for overlapping the all-reduce with backward: during sq_model_backward,
+ * each time more of the flat gradient buffer becomes final, fn(ctx, from) is called with the
+ * gradients at float offsets [from, params_floats) final (from only decreases; the last call has
+ * from = 0). The backend is synced before each call. An error from fn ends the backward. */
+typedef sq_code (*sq_grad_hook_fn)(void *ctx, size_t from, sq_status *st);
+void sq_model_set_grad_hook(sq_model *m, sq_grad_hook_fn fn, void *ctx);
 size_t sq_model_arena_bytes(const sq_model *m);
 
 /* x is (n, in_channels, D, H, W) on the host; y (n) receives the Dice estimates (may be NULL). */

@@ -81,12 +81,24 @@ typedef enum sq_act {
 
 /* BatchNorm3d with PyTorch semantics: normalise with the biased batch variance; running_var is
  * updated with the unbiased one: r = (1 - momentum) * r + momentum * batch_stat. */
+/* Synchronised BatchNorm: in training, the per-channel sums behind the batch statistics (forward:
+ * count and sum, then the sum of squared deviations from the global mean; backward: the sums of
+ * g' and g' * xhat) are summed over a group of processes by this callback before they are used, so
+ * every rank normalises with the statistics of the whole group's batch (PyTorch SyncBatchNorm).
+ * `sum` must add `buf` element-wise over the group in place, in the same call order on every rank.
+ * The backend calls it outside any parallel region, 2 times per BN forward, once per backward. */
+typedef struct sq_bn_sync {
+    sq_code (*sum)(void *ctx, double *buf, int n, sq_status *st);
+    void *ctx;
+} sq_bn_sync;
+
 typedef struct sq_bn {
     sq_shape5 shape; /* x and y are (N, C, D, H, W); per-channel vectors are (C) */
     float eps;       /* e.g. 1e-3 */
     float momentum;  /* e.g. 0.1 */
     int training;    /* 1: batch statistics (+ running update); 0: running statistics */
     sq_act act;      /* fused activation applied after the affine transform (NONE/RELU/SWISH) */
+    const sq_bn_sync *sync; /* NULL: statistics of this process's batch only */
 } sq_bn;
 
 /* Max pooling. Output extent per axis (PyTorch):

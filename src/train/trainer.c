@@ -39,6 +39,7 @@ sq_train_opts sq_train_opts_default(void) {
     o.fail_rate = 0.2;
     o.failures = 1;
     o.figures = 1;
+    o.sync_bn = 1;
     o.rule = SQ_ACCURACY_RULE_PAPER;
     o.model = sq_model_config_default();
     return o;
@@ -391,22 +392,55 @@ static sq_code append_curve(const char *dir, int fold, int epoch, double loss, d
     return SQ_OK;
 }
 
-/* Average the flat gradient buffer over the group. */
-static sq_code average_grads(job *j, sq_model *m, float *host, size_t n, sq_status *st) {
+/* Gradient averaging over the data-parallel group. Where the backend's gradient buffer is host
+ * memory (CPU), the buckets are all-reduced in place and started from the backward pass's
+ * gradient hook as soon as they are final (overlap); otherwise the buffer is copied to the host
+ * and averaged after backward. */
+#define GRAD_BUCKET_FLOATS ((size_t)1 << 18) /* 1 MiB buckets: 7 for the 1.6 M parameters */
+
+typedef struct grad_sync {
+    sq_allreduce ar;
+    float *gp;     /* the buffer being reduced (backend memory or the host copy) */
+    int overlap;   /* buckets started from the backward hook */
+    int active;    /* group size > 1 */
+} grad_sync;
+
+static sq_code grad_hook(void *ctx, size_t from, sq_status *st) {
+    return sq_allreduce_ready(&((grad_sync *)ctx)->ar, from, st);
+}
+
+static sq_code bn_sync_sum(void *ctx, double *buf, int n, sq_status *st) {
+    return sq_allreduce_sum_doubles((const sq_group *)ctx, buf, n, st);
+}
+
+static sq_code grad_sync_init(grad_sync *gs, job *j, sq_model *m, float *host, size_t n,
+                              sq_status *st) {
+    memset(gs, 0, sizeof *gs);
     if (j->g.size == 1) return SQ_OK;
     sq_backend *be = sq_model_backend(m);
-    sq_buf *gb = sq_model_grads_buf(m);
-    float *p = be->buf_host ? be->buf_host(be, gb) : NULL;
-    if (!p) {
-        SQ_TRY(sq_model_get_grads(m, host, st));
-        p = host;
-    }
-    sq_allreduce ar;
-    SQ_TRY(sq_allreduce_init(&ar, &j->g, p, n, (size_t)1 << 20, st));
-    sq_code rc = sq_allreduce_finish(&ar, st);
-    sq_allreduce_free(&ar);
-    if (rc == SQ_OK && p == host) rc = be->upload(be, gb, 0, host, n * sizeof(float), st);
-    return rc;
+    gs->gp = be->buf_host ? be->buf_host(be, sq_model_grads_buf(m)) : NULL;
+    gs->overlap = gs->gp != NULL;
+    if (!gs->gp) gs->gp = host;
+    SQ_TRY(sq_allreduce_init(&gs->ar, &j->g, gs->gp, n, GRAD_BUCKET_FLOATS, st));
+    gs->active = 1;
+    if (gs->overlap) sq_model_set_grad_hook(m, grad_hook, gs);
+    return SQ_OK;
+}
+
+/* After backward: finish (or, without overlap, do) the average. */
+static sq_code grad_sync_finish(grad_sync *gs, sq_model *m, size_t n, sq_status *st) {
+    if (!gs->active) return SQ_OK;
+    sq_backend *be = sq_model_backend(m);
+    if (!gs->overlap) SQ_TRY(sq_model_get_grads(m, gs->gp, st));
+    SQ_TRY(sq_allreduce_finish(&gs->ar, st));
+    if (!gs->overlap) SQ_TRY(be->upload(be, sq_model_grads_buf(m), 0, gs->gp, n * sizeof(float), st));
+    return SQ_OK;
+}
+
+static void grad_sync_free(grad_sync *gs, sq_model *m) {
+    if (gs->overlap && m) sq_model_set_grad_hook(m, NULL, NULL);
+    if (gs->active) sq_allreduce_free(&gs->ar);
+    memset(gs, 0, sizeof *gs);
 }
 
 /* Mean absolute error of the real contours of `cases`, over the whole group. */
@@ -551,6 +585,12 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
         if (!ev.x) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
     }
 
+    grad_sync gs;
+    memset(&gs, 0, sizeof gs);
+    sq_bn_sync bns = {bn_sync_sum, &j->g};
+    if (rc == SQ_OK) rc = grad_sync_init(&gs, j, m, host, np, st);
+    if (rc == SQ_OK && j->g.size > 1 && o->sync_bn) sq_model_set_bn_sync(m, &bns);
+
     int start_epoch = (int)(gstep / spe), skip = (int)(gstep % spe);
     double last_loss = 0;
     for (int epoch = start_epoch; rc == SQ_OK && epoch < o->epochs && !*interrupted; epoch++) {
@@ -571,7 +611,7 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
             if (rc == SQ_OK) rc = sq_model_loss(m, b->y, &loss, st);
             sq_loader_release(L, b);
             if (rc == SQ_OK) rc = sq_model_backward(m, st);
-            if (rc == SQ_OK) rc = average_grads(j, m, host, np, st);
+            if (rc == SQ_OK) rc = grad_sync_finish(&gs, m, np, st);
             if (rc == SQ_OK && o->clip > 0)
                 rc = sq_clip_grad_norm(be, sq_model_grads_buf(m), np, o->clip, NULL, st);
             float lr = (float)sq_lr_at(&o->lr, epoch, gstep);
@@ -645,6 +685,8 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
         if (rc == SQ_OK) rc = r2;
     }
 
+    grad_sync_free(&gs, m);
+    if (m) sq_model_set_bn_sync(m, NULL);
     free(ev.out);
     sq_free(ev.x);
     free(host);

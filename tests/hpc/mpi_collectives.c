@@ -72,8 +72,12 @@ int main(int argc, char **argv) {
     sq_allreduce ar;
     check(sq_allreduce_init(&ar, &g, grad, NG, 100, &st) == SQ_OK, "allreduce init", w.rank);
     check(ar.nbuckets == 11, "bucket count", w.rank);
-    for (int b = 0; b < 5; b++)
-        sq_allreduce_start(&ar, b, &st);
+    /* "backward" has finished [537, 1037): buckets 0..4 ([937,1037) ... [537,637)) start, the
+     * one covering [437, 537) does not (537 is not its low end). */
+    check(sq_allreduce_ready(&ar, 537, &st) == SQ_OK && ar.started == 5, "ready starts 5 tail buckets",
+          w.rank);
+    check(sq_allreduce_ready(&ar, 500, &st) == SQ_OK && ar.started == 5, "ready waits for a whole bucket",
+          w.rank);
     check(sq_allreduce_start(&ar, 7, &st) == SQ_ERR_INTERNAL, "out-of-order bucket refused",
           w.rank);
     check(sq_allreduce_finish(&ar, &st) == SQ_OK, "allreduce finish", w.rank);

@@ -27,13 +27,14 @@ import torch.nn.functional as F
 B0_STAGES = [(1, 3, 1, 16, 1), (0, 3, 2, 24, 2), (0, 5, 2, 40, 2), (0, 3, 2, 80, 3),
              (0, 5, 1, 112, 3), (0, 5, 2, 192, 4), (0, 3, 1, 320, 1)]
 BN_EPS = 1e-3
-BN_MOMENTUM = 0.01
+BN_MOMENTUM = 0.1  # overridden by cfg["bn_momentum"] in QANet
 FUSE_EPS = 1e-4
 
 DEFAULT_CONFIG = {
     "in_channels": 2, "depth": 28, "height": 160, "width": 160,
     "spacing": [3.9, 0.59, 0.59], "stem_channels": 32, "expansion": 2, "se_ratio": 0.25,
     "fpn_channels": 64, "fpn_repeats": 3, "depth_rule": "anisotropic",
+    "image_scale": 1.0 / 255.0, "bn_momentum": 0.1,
 }
 
 
@@ -205,8 +206,13 @@ class QANet(nn.Module):
         self.head.bn = bn(c)
         self.head.prelu = nn.PReLU(c, init=0.25)
         self.head.conv = nn.Conv3d(c, 1, 1, bias=True)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.momentum = cfg["bn_momentum"]
 
     def forward(self, x):
+        if self.cfg["image_scale"] != 1.0:  # channel 0 (the image) scaled on entry, in float32
+            x = torch.cat([x[:, :1] * self.cfg["image_scale"], x[:, 1:]], dim=1)
         p3, p4, p5 = self.backbone(x)
         i = self.fpn.lateral
         p6 = maxpool(i.p6(p5), self.down[2])

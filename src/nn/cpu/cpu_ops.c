@@ -8,6 +8,7 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NT num_threads(sq_cpu_of(be)->threads)
@@ -160,6 +161,37 @@ static void sum_g_gx(const float *g, const float *x, size_t n, float mean, float
 
 /* ---- BatchNorm ----------------------------------------------------------------------------- */
 
+/* Training statistics in three parallel passes so that a synchronised BN can sum the per-channel
+ * partial sums over its group between them (sq_bn_sync); without a group the same arithmetic runs
+ * locally. Per-channel sums are taken in double (sum_f, sumsq_dev); var is the biased variance
+ * around the (global) mean, two-pass for accuracy. acc has 2C + 1 doubles of scratch. */
+static sq_code bn_batch_stats(sq_backend *be, const sq_bn *p, const float *px, double *acc,
+                              sq_status *st) {
+    const sq_shape5 s = p->shape;
+    const int C = s.c;
+    const size_t S = (size_t)s.d * s.h * s.w;
+#pragma omp parallel for schedule(dynamic, 1) NT
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int n = 0; n < s.n; n++)
+            sum += sum_f(px + ((size_t)n * C + c) * S, S);
+        acc[c] = sum;
+    }
+    acc[C] = (double)s.n * (double)S;
+    if (p->sync) SQ_TRY(p->sync->sum(p->sync->ctx, acc, C + 1, st));
+    const double M = acc[C];
+#pragma omp parallel for schedule(dynamic, 1) NT
+    for (int c = 0; c < C; c++) {
+        const float m = (float)(acc[c] / M);
+        double ss = 0.0;
+        for (int n = 0; n < s.n; n++)
+            ss += sumsq_dev(px + ((size_t)n * C + c) * S, S, m);
+        acc[C + 1 + c] = ss;
+    }
+    if (p->sync) SQ_TRY(p->sync->sum(p->sync->ctx, acc + C + 1, C, st));
+    return SQ_OK;
+}
+
 static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
                       sq_view running_mean, sq_view running_var, sq_view residual, sq_view y,
                       sq_view save_mean, sq_view save_invstd, sq_status *st) {
@@ -170,25 +202,29 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     float *prm = sq_cpu_f(running_mean), *prv = sq_cpu_f(running_var), *py = sq_cpu_f(y),
           *psm = sq_cpu_f(save_mean), *psi = sq_cpu_f(save_invstd);
     const int C = s.c;
-    const size_t S = (size_t)s.d * s.h * s.w, M = (size_t)s.n * S;
+    const size_t S = (size_t)s.d * s.h * s.w;
     const sq_act act = p->act;
+    double *acc = NULL;
+    if (p->training) {
+        acc = malloc((2 * (size_t)C + 1) * sizeof *acc);
+        if (!acc) return sq_fail(st, SQ_ERR_NOMEM, "bn_fwd: out of memory (%d channels)", C);
+        const sq_code rc = bn_batch_stats(be, p, px, acc, st);
+        if (rc != SQ_OK) {
+            free(acc);
+            return sq_context(st, "bn_fwd: synchronised statistics");
+        }
+    }
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++) {
         float mean, invstd;
         if (p->training) {
-            double sum = 0.0;
-            for (int n = 0; n < s.n; n++)
-                sum += sum_f(px + ((size_t)n * C + c) * S, S);
-            const double m = sum / (double)M;
-            double ss = 0.0;
-            for (int n = 0; n < s.n; n++)
-                ss += sumsq_dev(px + ((size_t)n * C + c) * S, S, (float)m);
-            const double var = ss / (double)M;
-            mean = (float)m;
+            const double M = acc[C], ss = acc[C + 1 + c];
+            const double var = ss / M;
+            mean = (float)(acc[c] / M);
             invstd = (float)(1.0 / sqrt(var + p->eps));
             if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * mean;
             if (prv) {
-                const double unb = M > 1 ? ss / (double)(M - 1) : var;
+                const double unb = M > 1 ? ss / (M - 1) : var;
                 prv[c] = (1.0f - p->momentum) * prv[c] + p->momentum * (float)unb;
             }
         } else {
@@ -212,6 +248,7 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
             }
         }
     }
+    free(acc);
     return SQ_OK;
 }
 
@@ -224,15 +261,18 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
                 *psm = sq_cpu_f(save_mean), *psi = sq_cpu_f(save_invstd), *pdy = sq_cpu_f(dy);
     float *pdx = sq_cpu_f(dx), *pdg = sq_cpu_f(dgamma), *pdb = sq_cpu_f(dbeta);
     const int C = s.c;
-    const size_t S = (size_t)s.d * s.h * s.w, M = (size_t)s.n * S;
+    const size_t S = (size_t)s.d * s.h * s.w;
     const sq_act act = p->act;
     sq_cpu *cpu = sq_cpu_of(be);
     if (!pdx) SQ_TRY(sq_cpu_scratch_reserve(cpu, S, st));
+    /* sums[c] = sum g', sums[C + c] = sum g' xhat, sums[2C] = element count */
+    double *sums = malloc((2 * (size_t)C + 1) * sizeof *sums);
+    if (!sums) return sq_fail(st, SQ_ERR_NOMEM, "bn_bwd: out of memory (%d channels)", C);
+    /* pass 1: g' = dy * act'(z) into dx (or scratch); sums of g' and g' * xhat */
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++) {
         const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
         const float sa = g * invstd, sb = bt - mean * sa;
-        /* pass 1: g' = dy * act'(z) into dx (or scratch); sums of g' and g' * xhat */
         double sg = 0.0, sgx = 0.0;
         for (int n = 0; n < s.n; n++) {
             const size_t o = ((size_t)n * C + c) * S;
@@ -241,22 +281,39 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
             act_grad(act, gp, pdy + o, xp, S, sa, sb);
             sum_g_gx(gp, xp, S, mean, invstd, &sg, &sgx);
         }
-        if (pdg) pdg[c] += (float)sgx;
+        if (pdg) pdg[c] += (float)sgx; /* parameter gradients stay local: the all-reduce sums them */
         if (pdb) pdb[c] += (float)sg;
-        if (!pdx) continue;
-        /* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)) */
-        const float k = g * invstd;
-        const float mg = p->training ? (float)(sg / (double)M) : 0.0f;
-        const float mgx = p->training ? (float)(sgx / (double)M) : 0.0f;
-        for (int n = 0; n < s.n; n++) {
-            const size_t o = ((size_t)n * C + c) * S;
-            float *dp = pdx + o;
-            const float *xp = px + o;
-#pragma omp simd
-            for (size_t i = 0; i < S; i++)
-                dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
+        sums[c] = sg;
+        sums[C + c] = sgx;
+    }
+    sums[2 * C] = (double)s.n * (double)S;
+    if (pdx && p->training && p->sync) {
+        const sq_code rc = p->sync->sum(p->sync->ctx, sums, 2 * C + 1, st);
+        if (rc != SQ_OK) {
+            free(sums);
+            return sq_context(st, "bn_bwd: synchronised sums");
         }
     }
+    if (pdx) {
+        const double M = sums[2 * C];
+        /* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)) */
+#pragma omp parallel for schedule(dynamic, 1) NT
+        for (int c = 0; c < C; c++) {
+            const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f;
+            const float k = g * invstd;
+            const float mg = p->training ? (float)(sums[c] / M) : 0.0f;
+            const float mgx = p->training ? (float)(sums[C + c] / M) : 0.0f;
+            for (int n = 0; n < s.n; n++) {
+                const size_t o = ((size_t)n * C + c) * S;
+                float *dp = pdx + o;
+                const float *xp = px + o;
+#pragma omp simd
+                for (size_t i = 0; i < S; i++)
+                    dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
+            }
+        }
+    }
+    free(sums);
     return SQ_OK;
 }
 
