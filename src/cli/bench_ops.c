@@ -9,6 +9,7 @@
  */
 #include "cli.h"
 
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/timer.h"
@@ -16,12 +17,14 @@
 #include "nn/cpu/cpu.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct bench {
     sq_backend *be;
@@ -526,10 +529,13 @@ int sq_bench_ops(int argc, char **argv) {
     if (sq_cli_parse(&spec, argc, argv, &a, &st) != SQ_OK) return sq_cli_report("bench ops", &st);
     if (a.help) return 0;
     bench b = {.repeat = (int)repeat, .only = only};
-    if (*outpath) {
-        b.md = fopen(outpath, "w");
+    char tmp[SQ_PATH_MAX + 32] = "";
+    if (*outpath) { /* written to a temp name and renamed when complete */
+        if (sq_tmp_path(outpath, tmp, sizeof tmp, &st) != SQ_OK)
+            return sq_cli_report("bench ops", &st);
+        b.md = fopen(tmp, "w");
         if (!b.md) {
-            sq_fail(&st, SQ_ERR_IO, "%s: cannot open for writing", outpath);
+            sq_fail(&st, SQ_ERR_IO, "%s: cannot open for writing (%s)", outpath, strerror(errno));
             return sq_cli_report("bench ops", &st);
         }
     }
@@ -544,7 +550,9 @@ int sq_bench_ops(int argc, char **argv) {
         b.be->destroy(b.be);
     }
     if (b.md && fclose(b.md) != 0 && rc == SQ_OK)
-        rc = sq_fail(&st, SQ_ERR_IO, "%s: write failed", outpath);
+        rc = sq_fail(&st, SQ_ERR_IO, "%s: write failed", tmp);
+    if (b.md && rc == SQ_OK) rc = sq_commit_file(tmp, outpath, &st);
+    if (b.md && rc != SQ_OK) unlink(tmp);
     if (rc != SQ_OK) return sq_cli_report("bench ops", &st);
     return 0;
 }

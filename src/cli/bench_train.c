@@ -11,6 +11,7 @@
  */
 #include "cli.h"
 
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/timer.h"
@@ -19,6 +20,7 @@
 #include "optim/optim.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,11 +284,26 @@ static int bench_main(int train, int argc, char **argv) {
     }
     long rss_torch = peak_rss_kib(RUSAGE_CHILDREN);
     if (getloadavg(load1, 3) < 0) load1[0] = -1;
+    /* The table is appended to --out: the old contents and the new table go to a temp name that
+     * is renamed onto --out when complete, so the file is never half written. */
     FILE *md = NULL;
-    if (o.out[0] && !(md = fopen(o.out, "a"))) {
-        free(ours);
-        sq_fail(&st, SQ_ERR_IO, "%s: cannot open for writing", o.out);
-        return sq_cli_report(cmdname, &st);
+    char tmp[SQ_PATH_MAX + 32] = "";
+    if (o.out[0]) {
+        char *old = NULL;
+        size_t oldlen = 0;
+        if (sq_tmp_path(o.out, tmp, sizeof tmp, &st) != SQ_OK ||
+            (sq_file_exists(o.out) && sq_read_file(o.out, &old, &oldlen, &st) != SQ_OK)) {
+            free(ours);
+            return sq_cli_report(cmdname, &st);
+        }
+        md = fopen(tmp, "w");
+        if (md && oldlen) fwrite(old, 1, oldlen, md);
+        free(old);
+        if (!md) {
+            free(ours);
+            sq_fail(&st, SQ_ERR_IO, "%s: cannot open for writing (%s)", o.out, strerror(errno));
+            return sq_cli_report(cmdname, &st);
+        }
     }
     double work = (double)flops * (double)o.batch * (train ? 3.0 : 1.0);
     double med = median_of(ours, n);
@@ -323,8 +340,16 @@ static int bench_main(int train, int argc, char **argv) {
          load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN));
     emit(md, "\nActivation arena: %.0f MiB%s.\n", arena / 1048576.0,
          train ? " (values + gradients)" : "");
-    if (md) fclose(md);
     free(ours);
+    if (md) {
+        sq_code rc = SQ_OK;
+        if (ferror(md) | fclose(md)) rc = sq_fail(&st, SQ_ERR_IO, "%s: write failed", tmp);
+        if (rc == SQ_OK) rc = sq_commit_file(tmp, o.out, &st);
+        if (rc != SQ_OK) {
+            unlink(tmp);
+            return sq_cli_report(cmdname, &st);
+        }
+    }
     return 0;
 }
 

@@ -32,7 +32,9 @@
 int sq_cmd_demo(int argc, char **argv) {
     char data[SQ_PATH_MAX] = SEGQA_DEFAULT_DATA_DIR, out[SQ_PATH_MAX] = "runs/demo";
     char shape_text[64] = "40x56x40";
-    long long ranks = 2, folds = 5, epochs = 12, threads = 1, seed = 20221, limit = 0;
+    long long ranks = 2, folds = 5, epochs = 12, threads = 1, seed = 20221, limit = 0, batch = 8,
+              decay_epoch = 9;
+    double lr = 5e-3, lr_decayed = 5e-4;
     char augment[16] = "robust";
     const sq_option opts[] = {
         {"data", 'd', SQ_OPT_STRING, data, sizeof data, "DIR",
@@ -44,6 +46,12 @@ int sq_cmd_demo(int argc, char **argv) {
         {"folds", 'k', SQ_OPT_INT, &folds, 0, "K", "cross-validation folds", NULL, 2, 64},
         {"epochs", 'e', SQ_OPT_INT, &epochs, 0, "N", "training epochs per fold", NULL, 1, 100000},
         {"threads", 't', SQ_OPT_INT, &threads, 0, "N", "compute threads per rank", NULL, 1, 1024},
+        {"batch", 'b', SQ_OPT_INT, &batch, 0, "N", "samples per step on each rank", NULL, 1, 64},
+        {"lr", 0, SQ_OPT_DOUBLE, &lr, 0, "X", "learning rate", NULL, 1e-9, 10},
+        {"lr-decayed", 0, SQ_OPT_DOUBLE, &lr_decayed, 0, "X", "learning rate after decay", NULL,
+         1e-12, 10},
+        {"decay-epoch", 0, SQ_OPT_INT, &decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
+         100000},
         {"seed", 's', SQ_OPT_INT, &seed, 0, "N", "seed", NULL, 0, 9.0e15},
         {"augment", 'a', SQ_OPT_CHOICE, augment, sizeof augment, "PRESET",
          "augmentation: paper, robust (paper + failure-case injection) or none",
@@ -129,7 +137,11 @@ int sq_cmd_demo(int argc, char **argv) {
         return sq_cli_report("demo", &st);
     }
     self[n] = '\0';
-    char np[16], ep[16], kf[16], th[16], sd[32];
+    char np[16], ep[16], kf[16], th[16], sd[32], bs[16], lrs[32], lrd[32], de[16];
+    snprintf(bs, sizeof bs, "%lld", batch);
+    snprintf(lrs, sizeof lrs, "%.9g", lr);
+    snprintf(lrd, sizeof lrd, "%.9g", lr_decayed);
+    snprintf(de, sizeof de, "%lld", decay_epoch);
     snprintf(np, sizeof np, "%lld", ranks);
     snprintf(ep, sizeof ep, "%lld", epochs);
     snprintf(kf, sizeof kf, "%lld", folds);
@@ -164,13 +176,22 @@ int sq_cmd_demo(int argc, char **argv) {
                     "2",
                     "--augment",
                     augment,
+                    "--batch",
+                    bs,
+                    "--lr",
+                    lrs,
+                    "--lr-decayed",
+                    lrd,
+                    "--decay-epoch",
+                    de,
                     NULL};
     if (getuid() == 0) { /* Open MPI refuses root without it */
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     }
-    printf("running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s\n",
-           SEGQA_MPIEXEC, np, site, run, kf, ep, augment);
+    printf("running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
+           "--lr %s --lr-decayed %s --decay-epoch %s\n",
+           SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {

@@ -73,7 +73,7 @@ static int run(int argc, char **argv, int cv) {
         {"splits", 0, SQ_OPT_STRING, c.splits, sizeof c.splits, "FILE",
          "reuse the folds of a splits.json", NULL, 0, 0},
         {"epochs", 'e', SQ_OPT_INT, &c.epochs, 0, "N", "training epochs", NULL, 1, 100000},
-        {"batch", 'b', SQ_OPT_INT, &c.batch, 0, "N", "samples per step and rank group", NULL, 1,
+        {"batch", 'b', SQ_OPT_INT, &c.batch, 0, "N", "samples per step on each rank", NULL, 1,
          64},
         {"val-every", 0, SQ_OPT_INT, &c.val_every, 0, "N", "validate every N epochs", NULL, 1,
          100000},

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #define CKPT_FORMAT  "segqa-checkpoint"
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2 /* 2: model_config gained image_scale and bn_momentum */
 
 /* Silence HDF5's own error printing while we are inside; errors come back as values. */
 typedef struct quiet {

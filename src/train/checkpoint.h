@@ -1,6 +1,7 @@
 /* checkpoint.h — segqa checkpoints in HDF5, readable with h5py.
  *
- * Layout (format "segqa-checkpoint", version 1):
+ * Layout (format "segqa-checkpoint", version 2; version 1 files lack image_scale and bn_momentum
+ * in model_config and are refused):
  *   /params/<name>      float32, the tensor's shape   (every learnable tensor, registry order)
  *   /buffers/<name>     float32                       (BatchNorm running statistics)
  *   /optim/m/<name>, /optim/v/<name>                  (Adam moments, when an optimiser is given)
