@@ -403,10 +403,16 @@ typedef struct grad_sync {
     float *gp;     /* the buffer being reduced (backend memory or the host copy) */
     int overlap;   /* buckets started from the backward hook */
     int active;    /* group size > 1 */
+    long steps;    /* statistics: steps, and buckets started while backward still had ops to run */
+    long early;
+    int mid;       /* this step: buckets started by hook calls with from > 0 */
 } grad_sync;
 
 static sq_code grad_hook(void *ctx, size_t from, sq_status *st) {
-    return sq_allreduce_ready(&((grad_sync *)ctx)->ar, from, st);
+    grad_sync *gs = ctx;
+    SQ_TRY(sq_allreduce_ready(&gs->ar, from, st));
+    if (from > 0) gs->mid = gs->ar.started;
+    return SQ_OK;
 }
 
 static sq_code bn_sync_sum(void *ctx, double *buf, int n, sq_status *st) {
@@ -432,9 +438,20 @@ static sq_code grad_sync_finish(grad_sync *gs, sq_model *m, size_t n, sq_status 
     if (!gs->active) return SQ_OK;
     sq_backend *be = sq_model_backend(m);
     if (!gs->overlap) SQ_TRY(sq_model_get_grads(m, gs->gp, st));
+    gs->steps++;
+    gs->early += gs->mid;
+    gs->mid = 0;
     SQ_TRY(sq_allreduce_finish(&gs->ar, st));
     if (!gs->overlap) SQ_TRY(be->upload(be, sq_model_grads_buf(m), 0, gs->gp, n * sizeof(float), st));
     return SQ_OK;
+}
+
+static void grad_sync_report(const grad_sync *gs, int fold) {
+    if (!gs->active || gs->steps == 0) return;
+    sq_info("fold %d: gradient all-reduce: %.2f of %d buckets started while backward ran, per step "
+            "(%ld steps, %s)",
+            fold, (double)gs->early / (double)gs->steps, gs->ar.nbuckets, gs->steps,
+            gs->overlap ? "overlapped" : "after backward");
 }
 
 static void grad_sync_free(grad_sync *gs, sq_model *m) {
@@ -685,6 +702,7 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
         if (rc == SQ_OK) rc = r2;
     }
 
+    if (j->g.rank == 0) grad_sync_report(&gs, fold);
     grad_sync_free(&gs, m);
     if (m) sq_model_set_bn_sync(m, NULL);
     free(ev.out);

@@ -35,11 +35,20 @@ net=(--fpn-channels 16 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --au
 "$segqa" train "$tmp/site.h5" -o "$tmp/init" -b 4 "${net[@]}" --stop-after-steps 1 --lr 1e-9 2>/dev/null
 "$segqa" train "$tmp/site.h5" -o "$tmp/one" -b 4 "${net[@]}" --stop-after-steps 4 2>/dev/null
 rc1=$?
-"${mpirun[@]}" -np 2 "$segqa" train "$tmp/site.h5" -o "$tmp/two" -b 2 "${net[@]}" --stop-after-steps 4 >"$tmp/two.log" 2>&1
+"${mpirun[@]}" -np 2 "$segqa" train "$tmp/site.h5" -o "$tmp/two" -b 2 "${net[@]}" -v --stop-after-steps 4 >"$tmp/two.log" 2>&1
 rc2=$?
 "${mpirun[@]}" -np 2 "$segqa" train "$tmp/site.h5" -o "$tmp/local" -b 2 --sync-bn off "${net[@]}" --stop-after-steps 4 >/dev/null 2>&1
 [ $rc1 -eq 75 ] && ok "1 rank stopped after 4 steps (exit 75)" || bad "1 rank exit $rc1"
 [ $rc2 -ne 0 ] && grep -q "stopped after step 4" "$tmp/two.log" && ok "2 ranks stopped after 4 steps" || { bad "2 ranks (exit $rc2)"; tail -5 "$tmp/two.log"; }
+
+# overlap: buckets are started from the backward pass's gradient hook while backward still has
+# ops to run (the first bucket of the buffer is only final after the last op, so at most n - 1)
+ov=$(grep -o "gradient all-reduce: [0-9.]* of [0-9]* buckets started while backward ran" "$tmp/two.log" | head -1)
+echo "${ov:-no all-reduce report}"
+set -- $ov
+if [ -n "$ov" ] && "$py" -c "import sys; e, n = float('$3'), int('$5'); sys.exit(0 if n >= 2 and 1 <= e < n else 1)"; then
+  ok "gradient buckets start during backward (overlap)"
+else bad "no overlap: '$ov'"; fi
 
 compare() { # A B INIT -> "param_ratio buffer_rel"
   "$py" - "$1" "$2" "$3" <<'PY'
