@@ -161,35 +161,40 @@ static void sum_g_gx(const float *g, const float *x, size_t n, float mean, float
 
 /* ---- BatchNorm ----------------------------------------------------------------------------- */
 
-/* Training statistics in three parallel passes so that a synchronised BN can sum the per-channel
- * partial sums over its group between them (sq_bn_sync); without a group the same arithmetic runs
- * locally. Per-channel sums are taken in double (sum_f, sumsq_dev); var is the biased variance
- * around the (global) mean, two-pass for accuracy. acc has 2C + 1 doubles of scratch. */
-static sq_code bn_batch_stats(sq_backend *be, const sq_bn *p, const float *px, double *acc,
-                              sq_status *st) {
+/* Per-channel sums of x over the batch: sum_f and sumsq_dev, in double across blocks. */
+static double ch_sum(const float *px, sq_shape5 s, int c) {
+    const size_t S = (size_t)s.d * s.h * s.w;
+    double sum = 0.0;
+    for (int n = 0; n < s.n; n++)
+        sum += sum_f(px + ((size_t)n * s.c + c) * S, S);
+    return sum;
+}
+
+static double ch_sumsq_dev(const float *px, sq_shape5 s, int c, float m) {
+    const size_t S = (size_t)s.d * s.h * s.w;
+    double ss = 0.0;
+    for (int n = 0; n < s.n; n++)
+        ss += sumsq_dev(px + ((size_t)n * s.c + c) * S, S, m);
+    return ss;
+}
+
+/* Synchronised BN statistics (sq_bn_sync): the per-channel sums are taken in two parallel passes
+ * with the group sums between them. acc: [0, C) sum x, [C] element count, [C+1, 2C+1) sum of
+ * squared deviations from the global mean. Without a group bn_fwd computes the same sums per
+ * channel inside its one loop, while the channel's data is still in cache. */
+static sq_code bn_sync_stats(sq_backend *be, const sq_bn *p, const float *px, double *acc,
+                             sq_status *st) {
     const sq_shape5 s = p->shape;
     const int C = s.c;
-    const size_t S = (size_t)s.d * s.h * s.w;
 #pragma omp parallel for schedule(dynamic, 1) NT
-    for (int c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (int n = 0; n < s.n; n++)
-            sum += sum_f(px + ((size_t)n * C + c) * S, S);
-        acc[c] = sum;
-    }
-    acc[C] = (double)s.n * (double)S;
-    if (p->sync) SQ_TRY(p->sync->sum(p->sync->ctx, acc, C + 1, st));
-    const double M = acc[C];
+    for (int c = 0; c < C; c++)
+        acc[c] = ch_sum(px, s, c);
+    acc[C] = (double)s.n * (double)s.d * s.h * s.w;
+    SQ_TRY(p->sync->sum(p->sync->ctx, acc, C + 1, st));
 #pragma omp parallel for schedule(dynamic, 1) NT
-    for (int c = 0; c < C; c++) {
-        const float m = (float)(acc[c] / M);
-        double ss = 0.0;
-        for (int n = 0; n < s.n; n++)
-            ss += sumsq_dev(px + ((size_t)n * C + c) * S, S, m);
-        acc[C + 1 + c] = ss;
-    }
-    if (p->sync) SQ_TRY(p->sync->sum(p->sync->ctx, acc + C + 1, C, st));
-    return SQ_OK;
+    for (int c = 0; c < C; c++)
+        acc[C + 1 + c] = ch_sumsq_dev(px, s, c, (float)(acc[c] / acc[C]));
+    return p->sync->sum(p->sync->ctx, acc + C + 1, C, st);
 }
 
 static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
@@ -204,11 +209,11 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
     const sq_act act = p->act;
-    double *acc = NULL;
-    if (p->training) {
+    double *acc = NULL; /* group statistics (synchronised BN only) */
+    if (p->training && p->sync) {
         acc = malloc((2 * (size_t)C + 1) * sizeof *acc);
         if (!acc) return sq_fail(st, SQ_ERR_NOMEM, "bn_fwd: out of memory (%d channels)", C);
-        const sq_code rc = bn_batch_stats(be, p, px, acc, st);
+        const sq_code rc = bn_sync_stats(be, p, px, acc, st);
         if (rc != SQ_OK) {
             free(acc);
             return sq_context(st, "bn_fwd: synchronised statistics");
@@ -218,9 +223,18 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     for (int c = 0; c < C; c++) {
         float mean, invstd;
         if (p->training) {
-            const double M = acc[C], ss = acc[C + 1 + c];
+            double M, sum, ss;
+            if (acc) {
+                M = acc[C];
+                sum = acc[c];
+                ss = acc[C + 1 + c];
+            } else {
+                M = (double)s.n * (double)S;
+                sum = ch_sum(px, s, c);
+                ss = ch_sumsq_dev(px, s, c, (float)(sum / M));
+            }
             const double var = ss / M;
-            mean = (float)(acc[c] / M);
+            mean = (float)(sum / M);
             invstd = (float)(1.0 / sqrt(var + p->eps));
             if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * mean;
             if (prv) {
@@ -252,6 +266,46 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     return SQ_OK;
 }
 
+/* bn_bwd pass 1 for channel c: g' = dy * act'(z) into dx (or a scratch plane); *sg = sum g',
+ * *sgx = sum g' * xhat; dgamma/dbeta accumulated (they stay local: the all-reduce sums them). */
+static void bn_bwd_pass1(sq_backend *be, const sq_bn *p, int c, const float *px, const float *pg,
+                         const float *pb, const float *psm, const float *psi, const float *pdy,
+                         float *pdx, float *pdg, float *pdb, double *sg, double *sgx) {
+    const sq_shape5 s = p->shape;
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
+    const float sa = g * invstd, sb = bt - mean * sa;
+    *sg = 0.0;
+    *sgx = 0.0;
+    for (int n = 0; n < s.n; n++) {
+        const size_t o = ((size_t)n * s.c + c) * S;
+        float *gp = pdx ? pdx + o : sq_cpu_of(be)->scratch[omp_get_thread_num()].p;
+        const float *xp = px + o;
+        act_grad(p->act, gp, pdy + o, xp, S, sa, sb);
+        sum_g_gx(gp, xp, S, mean, invstd, sg, sgx);
+    }
+    if (pdg) pdg[c] += (float)*sgx;
+    if (pdb) pdb[c] += (float)*sg;
+}
+
+/* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)), means over M elements */
+static void bn_bwd_pass2(const sq_bn *p, int c, const float *px, const float *pg, const float *psm,
+                         const float *psi, float *pdx, double sg, double sgx, double M) {
+    const sq_shape5 s = p->shape;
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const float mean = psm[c], invstd = psi[c], k = (pg ? pg[c] : 1.0f) * invstd;
+    const float mg = p->training ? (float)(sg / M) : 0.0f;
+    const float mgx = p->training ? (float)(sgx / M) : 0.0f;
+    for (int n = 0; n < s.n; n++) {
+        const size_t o = ((size_t)n * s.c + c) * S;
+        float *dp = pdx + o;
+        const float *xp = px + o;
+#pragma omp simd
+        for (size_t i = 0; i < S; i++)
+            dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
+    }
+}
+
 static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
                       sq_view save_mean, sq_view save_invstd, sq_view dy, sq_view dx,
                       sq_view dgamma, sq_view dbeta, sq_status *st) {
@@ -262,59 +316,32 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     float *pdx = sq_cpu_f(dx), *pdg = sq_cpu_f(dgamma), *pdb = sq_cpu_f(dbeta);
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
-    const sq_act act = p->act;
-    sq_cpu *cpu = sq_cpu_of(be);
-    if (!pdx) SQ_TRY(sq_cpu_scratch_reserve(cpu, S, st));
-    /* sums[c] = sum g', sums[C + c] = sum g' xhat, sums[2C] = element count */
-    double *sums = malloc((2 * (size_t)C + 1) * sizeof *sums);
-    if (!sums) return sq_fail(st, SQ_ERR_NOMEM, "bn_bwd: out of memory (%d channels)", C);
-    /* pass 1: g' = dy * act'(z) into dx (or scratch); sums of g' and g' * xhat */
-#pragma omp parallel for schedule(dynamic, 1) NT
-    for (int c = 0; c < C; c++) {
-        const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
-        const float sa = g * invstd, sb = bt - mean * sa;
-        double sg = 0.0, sgx = 0.0;
-        for (int n = 0; n < s.n; n++) {
-            const size_t o = ((size_t)n * C + c) * S;
-            float *gp = pdx ? pdx + o : cpu->scratch[omp_get_thread_num()].p;
-            const float *xp = px + o;
-            act_grad(act, gp, pdy + o, xp, S, sa, sb);
-            sum_g_gx(gp, xp, S, mean, invstd, &sg, &sgx);
-        }
-        if (pdg) pdg[c] += (float)sgx; /* parameter gradients stay local: the all-reduce sums them */
-        if (pdb) pdb[c] += (float)sg;
-        sums[c] = sg;
-        sums[C + c] = sgx;
-    }
-    sums[2 * C] = (double)s.n * (double)S;
-    if (pdx && p->training && p->sync) {
-        const sq_code rc = p->sync->sum(p->sync->ctx, sums, 2 * C + 1, st);
-        if (rc != SQ_OK) {
-            free(sums);
-            return sq_context(st, "bn_bwd: synchronised sums");
-        }
-    }
-    if (pdx) {
-        const double M = sums[2 * C];
-        /* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)) */
+    if (!pdx) SQ_TRY(sq_cpu_scratch_reserve(sq_cpu_of(be), S, st));
+    if (!(pdx && p->training && p->sync)) { /* local: both passes per channel, data in cache */
+        const double M = (double)s.n * (double)S;
 #pragma omp parallel for schedule(dynamic, 1) NT
         for (int c = 0; c < C; c++) {
-            const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f;
-            const float k = g * invstd;
-            const float mg = p->training ? (float)(sums[c] / M) : 0.0f;
-            const float mgx = p->training ? (float)(sums[C + c] / M) : 0.0f;
-            for (int n = 0; n < s.n; n++) {
-                const size_t o = ((size_t)n * C + c) * S;
-                float *dp = pdx + o;
-                const float *xp = px + o;
-#pragma omp simd
-                for (size_t i = 0; i < S; i++)
-                    dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
-            }
+            double sg, sgx;
+            bn_bwd_pass1(be, p, c, px, pg, pb, psm, psi, pdy, pdx, pdg, pdb, &sg, &sgx);
+            if (pdx) bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sg, sgx, M);
         }
+        return SQ_OK;
+    }
+    /* synchronised: sums[c] = sum g', sums[C + c] = sum g' xhat, sums[2C] = count, over the group */
+    double *sums = malloc((2 * (size_t)C + 1) * sizeof *sums);
+    if (!sums) return sq_fail(st, SQ_ERR_NOMEM, "bn_bwd: out of memory (%d channels)", C);
+#pragma omp parallel for schedule(dynamic, 1) NT
+    for (int c = 0; c < C; c++)
+        bn_bwd_pass1(be, p, c, px, pg, pb, psm, psi, pdy, pdx, pdg, pdb, &sums[c], &sums[C + c]);
+    sums[2 * C] = (double)s.n * (double)S;
+    const sq_code rc = p->sync->sum(p->sync->ctx, sums, 2 * C + 1, st);
+    if (rc == SQ_OK) {
+#pragma omp parallel for schedule(dynamic, 1) NT
+        for (int c = 0; c < C; c++)
+            bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sums[c], sums[C + c], sums[2 * C]);
     }
     free(sums);
-    return SQ_OK;
+    return rc == SQ_OK ? SQ_OK : sq_context(st, "bn_bwd: synchronised sums");
 }
 
 /* ---- activations ------------------------------------------------------------------------- */
