@@ -103,7 +103,7 @@ static sq_code wrong_type(const char *origin, const char *key, const cJSON *item
 
 sq_code sq_json_get_number(const cJSON *obj, const char *key, double *out, int optional,
                            const char *origin, sq_status *st) {
-    const cJSON *it;
+    const cJSON *it = NULL;
     SQ_TRY(get_item(obj, key, &it, optional, origin, st));
     if (!it) return SQ_OK;
     if (!cJSON_IsNumber(it)) return wrong_type(origin, key, it, "a number", st);
@@ -113,7 +113,7 @@ sq_code sq_json_get_number(const cJSON *obj, const char *key, double *out, int o
 
 sq_code sq_json_get_int(const cJSON *obj, const char *key, long long *out, int optional,
                         const char *origin, sq_status *st) {
-    const cJSON *it;
+    const cJSON *it = NULL;
     SQ_TRY(get_item(obj, key, &it, optional, origin, st));
     if (!it) return SQ_OK;
     if (!cJSON_IsNumber(it)) return wrong_type(origin, key, it, "an integer", st);
@@ -127,7 +127,7 @@ sq_code sq_json_get_int(const cJSON *obj, const char *key, long long *out, int o
 
 sq_code sq_json_get_bool(const cJSON *obj, const char *key, int *out, int optional,
                          const char *origin, sq_status *st) {
-    const cJSON *it;
+    const cJSON *it = NULL;
     SQ_TRY(get_item(obj, key, &it, optional, origin, st));
     if (!it) return SQ_OK;
     if (!cJSON_IsBool(it)) return wrong_type(origin, key, it, "true or false", st);
@@ -137,7 +137,7 @@ sq_code sq_json_get_bool(const cJSON *obj, const char *key, int *out, int option
 
 sq_code sq_json_get_string(const cJSON *obj, const char *key, const char **out, int optional,
                            const char *origin, sq_status *st) {
-    const cJSON *it;
+    const cJSON *it = NULL;
     SQ_TRY(get_item(obj, key, &it, optional, origin, st));
     if (!it) return SQ_OK;
     if (!cJSON_IsString(it)) return wrong_type(origin, key, it, "a string", st);

@@ -51,11 +51,15 @@ static in_case *push_case(case_list *l) {
     return c;
 }
 
+/* 0 ok, -1 out of memory, -2 name longer than SQ_NAME_MAX - 1 */
 static int push_contour(in_case *c, const char *name, const char *path) {
+    if (strlen(name) >= SQ_NAME_MAX) return -2;
     in_contour *nc = realloc(c->contours, sizeof *nc * (size_t)(c->nc + 1));
     if (!nc) return -1;
     c->contours = nc;
-    snprintf(nc[c->nc].name, SQ_NAME_MAX, "%s", name);
+    const size_t k = strlen(name);
+    memcpy(nc[c->nc].name, name, k);
+    nc[c->nc].name[k] = '\0';
     snprintf(nc[c->nc].path, SQ_PATH_MAX, "%s", path);
     c->nc++;
     return 0;
@@ -171,9 +175,13 @@ static sq_code scan_folder(const char *dir, case_list *cl, sq_status *st) {
         }
         for (int s = 0; s < nsets; s++) {
             char p[SQ_PATH_MAX];
+            int pc = 0;
             if (join(p, sizeof p, setdirs[s], names[i]) && sq_file_exists(p) && !is_dir(p) &&
-                push_contour(c, sets[s], p)) {
-                rc = sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+                (pc = push_contour(c, sets[s], p)) != 0) {
+                rc = pc == -2 ? sq_fail(st, SQ_ERR_RANGE,
+                                        "%s: contour set name '%s' longer than %d characters",
+                                        setdirs[s], sets[s], SQ_NAME_MAX - 1)
+                              : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
                 break;
             }
         }
@@ -290,8 +298,12 @@ static sq_code scan_manifest(const char *csv, case_list *cl, char *site, size_t 
                              lineno, p, name, c->id);
                 goto done;
             }
-            if (push_contour(c, name, p)) {
-                rc = sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+            const int pc = push_contour(c, name, p);
+            if (pc != 0) {
+                rc = pc == -2 ? sq_fail(st, SQ_ERR_FORMAT,
+                                        "%s:%d: column '%s': contour name longer than %d characters",
+                                        csv, lineno, hdr[k], SQ_NAME_MAX - 1)
+                              : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
                 goto done;
             }
         }
