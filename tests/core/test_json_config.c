@@ -1,6 +1,8 @@
 /* test_json_config.c — JSON files and `--config FILE.json` option tables, including bad input:
  * a missing file, malformed JSON, a wrong type for a key, an unknown key, out-of-range values.
  * Each must be one clear error naming the file and the key, never a crash. */
+#include "../tmpdir.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,15 +21,12 @@ static char g_dir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/segqa-test-json-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sq_test_mkdtemp(g_dir, sizeof g_dir, "json");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return sq_test_rmtree(g_dir);
 }
 
 static const char *write_tmp(const char *name, const char *text) {

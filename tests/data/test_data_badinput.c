@@ -1,6 +1,8 @@
 /* test_data_badinput.c — every bad input gives one clear error naming the file, and no site file
  * (final or temporary) is left behind: truncated .nii.gz, image/mask shape mismatch, non-label
  * mask values, NaN image, empty GT, missing files in a manifest, wrong HDF5 schema or version. */
+#include "../tmpdir.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,15 +28,12 @@ static int setup(void **state) {
     (void)state;
     const char *src = getenv("SEGQA_SOURCE_DIR");
     snprintf(g_data, sizeof g_data, "%s/datasets/msd-hippocampus", src ? src : ".");
-    snprintf(g_dir, sizeof g_dir, "/tmp/segqa-test-badinput-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sq_test_mkdtemp(g_dir, sizeof g_dir, "badinput");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return sq_test_rmtree(g_dir);
 }
 
 /* fresh case folder DIR/<name>/{images,labels,out} holding one good case "c1" */

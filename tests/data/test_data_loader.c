@@ -2,6 +2,8 @@
  * 3 workers and with or without the case cache, per-rank shards that together equal the one-rank
  * epoch, targets equal to the stored Dice without augmentation, early shutdown mid-epoch and
  * epoch restarts (run under the sanitizer build for leaks and races). */
+#include "../tmpdir.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,8 +65,7 @@ static void write_site(const char *path, const char *name, int ncases, int seed)
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/segqa-test-loader-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
+    if (sq_test_mkdtemp(g_dir, sizeof g_dir, "loader")) return -1;
     snprintf(g_site[0], sizeof g_site[0], "%s/a.h5", g_dir);
     snprintf(g_site[1], sizeof g_site[1], "%s/b.h5", g_dir);
     write_site(g_site[0], "a", 7, 0);
@@ -74,9 +75,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return sq_test_rmtree(g_dir);
 }
 
 typedef struct epoch_dump {

@@ -1,6 +1,8 @@
 /* test_data_nifti.c — NIfTI reading of the bundled real files (float32 and uint8 images, uint8 and
  * float32 labels), round trip through sq_nifti_write checked by nibabel, Dice against numpy,
  * crop/pad and percentile normalisation on small known inputs. */
+#include "../tmpdir.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,15 +23,12 @@ static int setup(void **state) {
     (void)state;
     const char *src = getenv("SEGQA_SOURCE_DIR");
     snprintf(g_data, sizeof g_data, "%s/datasets/msd-hippocampus", src ? src : ".");
-    snprintf(g_dir, sizeof g_dir, "/tmp/segqa-test-nifti-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sq_test_mkdtemp(g_dir, sizeof g_dir, "nifti");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return sq_test_rmtree(g_dir);
 }
 
 static void test_read_real_files(void **state) {

@@ -1,5 +1,7 @@
 /* test_report.c — the run folder's results: predictions.csv, metrics.json (summary first, then per
  * fold, per site, per sample) and the gnuplot figures, with no temporary files left behind. */
+#include "../tmpdir.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,15 +21,12 @@ static char g_dir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/segqa-test-report-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sq_test_mkdtemp(g_dir, sizeof g_dir, "report");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return sq_test_rmtree(g_dir);
 }
 
 static int make_predictions(sq_prediction *p) {

@@ -1,5 +1,7 @@
 /* test_splits.c — per-patient folds: no patient spans two folds, folds are balanced, the seed makes
  * them reproducible, JSON round trips, and bad splits files are one clear error each. */
+#include "../tmpdir.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,15 +17,12 @@ static char g_dir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/segqa-test-splits-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sq_test_mkdtemp(g_dir, sizeof g_dir, "splits");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return sq_test_rmtree(g_dir);
 }
 
 /* 80 contours of 60 patients, as the paper: patients 0..19 have two contours each. */
