@@ -29,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 typedef struct bopts {
     long long steps, warmup, threads, batch;
     char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024];

@@ -189,9 +189,10 @@ int sq_cmd_demo(int argc, char **argv) {
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     }
-    printf("running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
-           "--lr %s --lr-decayed %s --decay-epoch %s\n",
-           SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de);
+    printf(
+        "running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
+        "--lr %s --lr-decayed %s --decay-epoch %s\n",
+        SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {

@@ -300,10 +300,11 @@ static sq_code scan_manifest(const char *csv, case_list *cl, char *site, size_t 
             }
             const int pc = push_contour(c, name, p);
             if (pc != 0) {
-                rc = pc == -2 ? sq_fail(st, SQ_ERR_FORMAT,
-                                        "%s:%d: column '%s': contour name longer than %d characters",
-                                        csv, lineno, hdr[k], SQ_NAME_MAX - 1)
-                              : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+                rc = pc == -2
+                         ? sq_fail(st, SQ_ERR_FORMAT,
+                                   "%s:%d: column '%s': contour name longer than %d characters",
+                                   csv, lineno, hdr[k], SQ_NAME_MAX - 1)
+                         : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
                 goto done;
             }
         }

@@ -98,6 +98,14 @@ static sq_code get_int(const cJSON *it, int *dst, const char *origin, sq_status 
     return SQ_OK;
 }
 
+static sq_code get_number(const cJSON *it, double *dst, const char *origin, sq_status *st) {
+    if (!cJSON_IsNumber(it))
+        return sq_fail(st, SQ_ERR_FORMAT, "%s: model config key '%s': expected a number", origin,
+                       it->string);
+    *dst = it->valuedouble;
+    return SQ_OK;
+}
+
 sq_code sq_model_config_from_json(const cJSON *obj, sq_model_config *c, const char *origin,
                                   sq_status *st) {
     if (!cJSON_IsObject(obj))
@@ -121,14 +129,13 @@ sq_code sq_model_config_from_json(const cJSON *obj, sq_model_config *c, const ch
             SQ_TRY(get_int(it, &c->fpn_channels, origin, st));
         else if (!strcmp(k, "fpn_repeats"))
             SQ_TRY(get_int(it, &c->fpn_repeats, origin, st));
-        else if (!strcmp(k, "se_ratio") || !strcmp(k, "image_scale") ||
-                 !strcmp(k, "bn_momentum")) {
-            if (!cJSON_IsNumber(it))
-                return sq_fail(st, SQ_ERR_FORMAT, "%s: model config key '%s': expected a number",
-                               origin, k);
-            *(k[0] == 's' ? &c->se_ratio : k[0] == 'i' ? &c->image_scale : &c->bn_momentum) =
-                it->valuedouble;
-        } else if (!strcmp(k, "spacing")) {
+        else if (!strcmp(k, "se_ratio"))
+            SQ_TRY(get_number(it, &c->se_ratio, origin, st));
+        else if (!strcmp(k, "image_scale"))
+            SQ_TRY(get_number(it, &c->image_scale, origin, st));
+        else if (!strcmp(k, "bn_momentum"))
+            SQ_TRY(get_number(it, &c->bn_momentum, origin, st));
+        else if (!strcmp(k, "spacing")) {
             if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3)
                 return sq_fail(st, SQ_ERR_FORMAT,
                                "%s: model config key 'spacing': expected an array of 3 numbers",

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BN_EPS      1e-3f
-#define ALIGN_F     16 /* floats per 64 bytes */
+#define BN_EPS  1e-3f
+#define ALIGN_F 16 /* floats per 64 bytes */
 
 enum { OP_CONV, OP_DW, OP_BN, OP_ACT, OP_GAP, OP_CHSCALE, OP_POOL, OP_RESIZE, OP_FUSE, OP_PRELU };
 enum { INIT_HE, INIT_ZERO, INIT_ONE, INIT_PRELU };
@@ -65,12 +65,12 @@ struct sq_model {
     sq_buf *abuf, *gabuf;
     unsigned char *ready;
     int loss_done;
-    int profile;                   /* time every op (sq_model_set_profile) */
-    const sq_bn_sync *bn_sync;     /* synchronised BN group in training, NULL: local */
-    float *xstage;                 /* host copy of the scaled input (plan_n samples) */
-    size_t *gready;                /* per op: gradients at [gready[i], pfloats) are final once
-                                      backward has run ops nops-1 .. i */
-    sq_grad_hook_fn grad_hook;     /* sq_model_set_grad_hook */
+    int profile;               /* time every op (sq_model_set_profile) */
+    const sq_bn_sync *bn_sync; /* synchronised BN group in training, NULL: local */
+    float *xstage;             /* host copy of the scaled input (plan_n samples) */
+    size_t *gready;            /* per op: gradients at [gready[i], pfloats) are final once
+                                  backward has run ops nops-1 .. i */
+    sq_grad_hook_fn grad_hook; /* sq_model_set_grad_hook */
     void *grad_hook_ctx;
     double *op_fwd_ms, *op_bwd_ms; /* per op, accumulated */
 };

@@ -79,8 +79,6 @@ typedef enum sq_act {
     SQ_ACT_SWISH, /* x * sigmoid(x) */
 } sq_act;
 
-/* BatchNorm3d with PyTorch semantics: normalise with the biased batch variance; running_var is
- * updated with the unbiased one: r = (1 - momentum) * r + momentum * batch_stat. */
 /* Synchronised BatchNorm: in training, the per-channel sums behind the batch statistics (forward:
  * count and sum, then the sum of squared deviations from the global mean; backward: the sums of
  * g' and g' * xhat) are summed over a group of processes by this callback before they are used, so
@@ -92,6 +90,8 @@ typedef struct sq_bn_sync {
     void *ctx;
 } sq_bn_sync;
 
+/* BatchNorm3d with PyTorch semantics: normalise with the biased batch variance; running_var is
+ * updated with the unbiased one: r = (1 - momentum) * r + momentum * batch_stat. */
 typedef struct sq_bn {
     sq_shape5 shape; /* x and y are (N, C, D, H, W); per-channel vectors are (C) */
     float eps;       /* e.g. 1e-3 */

@@ -400,12 +400,12 @@ static sq_code append_curve(const char *dir, int fold, int epoch, double loss, d
 
 typedef struct grad_sync {
     sq_allreduce ar;
-    float *gp;     /* the buffer being reduced (backend memory or the host copy) */
-    int overlap;   /* buckets started from the backward hook */
-    int active;    /* group size > 1 */
-    long steps;    /* statistics: steps, and buckets started while backward still had ops to run */
+    float *gp;   /* the buffer being reduced (backend memory or the host copy); NULL when the
+                    group has one rank and there is nothing to reduce */
+    int overlap; /* buckets started from the backward hook */
+    long steps;  /* statistics: steps, and buckets started while backward still had ops to run */
     long early;
-    int mid;       /* this step: buckets started by hook calls with from > 0 */
+    int mid; /* this step: buckets started by hook calls with from > 0 */
 } grad_sync;
 
 static sq_code grad_hook(void *ctx, size_t from, sq_status *st) {
@@ -427,27 +427,31 @@ static sq_code grad_sync_init(grad_sync *gs, job *j, sq_model *m, float *host, s
     gs->gp = be->buf_host ? be->buf_host(be, sq_model_grads_buf(m)) : NULL;
     gs->overlap = gs->gp != NULL;
     if (!gs->gp) gs->gp = host;
-    SQ_TRY(sq_allreduce_init(&gs->ar, &j->g, gs->gp, n, GRAD_BUCKET_FLOATS, st));
-    gs->active = 1;
+    sq_code rc = sq_allreduce_init(&gs->ar, &j->g, gs->gp, n, GRAD_BUCKET_FLOATS, st);
+    if (rc != SQ_OK) {
+        gs->gp = NULL;
+        return rc;
+    }
     if (gs->overlap) sq_model_set_grad_hook(m, grad_hook, gs);
     return SQ_OK;
 }
 
 /* After backward: finish (or, without overlap, do) the average. */
 static sq_code grad_sync_finish(grad_sync *gs, sq_model *m, size_t n, sq_status *st) {
-    if (!gs->active) return SQ_OK;
+    if (!gs->gp) return SQ_OK;
     sq_backend *be = sq_model_backend(m);
     if (!gs->overlap) SQ_TRY(sq_model_get_grads(m, gs->gp, st));
     gs->steps++;
     gs->early += gs->mid;
     gs->mid = 0;
     SQ_TRY(sq_allreduce_finish(&gs->ar, st));
-    if (!gs->overlap) SQ_TRY(be->upload(be, sq_model_grads_buf(m), 0, gs->gp, n * sizeof(float), st));
+    if (!gs->overlap)
+        SQ_TRY(be->upload(be, sq_model_grads_buf(m), 0, gs->gp, n * sizeof(float), st));
     return SQ_OK;
 }
 
 static void grad_sync_report(const grad_sync *gs, int fold) {
-    if (!gs->active || gs->steps == 0) return;
+    if (!gs->gp || gs->steps == 0) return;
     sq_info("fold %d: gradient all-reduce: %.2f of %d buckets started while backward ran, per step "
             "(%ld steps, %s)",
             fold, (double)gs->early / (double)gs->steps, gs->ar.nbuckets, gs->steps,
@@ -456,7 +460,7 @@ static void grad_sync_report(const grad_sync *gs, int fold) {
 
 static void grad_sync_free(grad_sync *gs, sq_model *m) {
     if (gs->overlap && m) sq_model_set_grad_hook(m, NULL, NULL);
-    if (gs->active) sq_allreduce_free(&gs->ar);
+    if (gs->gp) sq_allreduce_free(&gs->ar);
     memset(gs, 0, sizeof *gs);
 }
 

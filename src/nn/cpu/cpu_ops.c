@@ -327,7 +327,7 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
         }
         return SQ_OK;
     }
-    /* synchronised: sums[c] = sum g', sums[C + c] = sum g' xhat, sums[2C] = count, over the group */
+    /* synchronised: sums[c] = sum g', sums[C + c] = sum g' xhat, sums[2C] = count (group sums) */
     double *sums = malloc((2 * (size_t)C + 1) * sizeof *sums);
     if (!sums) return sq_fail(st, SQ_ERR_NOMEM, "bn_bwd: out of memory (%d channels)", C);
 #pragma omp parallel for schedule(dynamic, 1) NT
