@@ -2,6 +2,8 @@
 #include "cli.h"
 
 #include "core/log.h"
+#include "hpc/comm.h"
+#include "nn/registry.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -152,4 +154,13 @@ sq_code sq_cli_parse(const sq_cli_spec *spec, int argc, char **argv, sq_cli_args
                        spec->min_pos == 1 ? "" : "s", a->npos, spec->usage);
     }
     return SQ_OK;
+}
+
+struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic,
+                                  char *chosen, size_t chosen_size, sq_status *st) {
+    sq_backend_opts o = sq_backend_opts_default();
+    o.threads = threads;
+    o.local_rank = sq_local_rank_from_env();
+    o.deterministic = deterministic;
+    return sq_backend_create(device, &o, chosen, chosen_size, st);
 }

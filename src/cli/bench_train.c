@@ -1,6 +1,7 @@
-/* bench_train.c — `segqa bench train` and `segqa bench infer`: the whole QA network on the CPU
- * backend against the PyTorch reference of the same configuration (tests/parity/segqa_ref.py, run
- * by /usr/bin/python3 with the same thread count, in the same run on the same machine).
+/* bench_train.c — `segqa bench train` and `segqa bench infer`: the whole QA network on a backend
+ * (--device cpu|cuda|auto) against the PyTorch reference of the same configuration on the same
+ * device (tests/parity/segqa_ref.py, run by --python with the same thread count, in the same run on
+ * the same machine; on CUDA both sides use the same math mode, strict FP32 unless --tf32).
  *
  * train: batch 2 (forward + MSE + backward + Adam), training mode. infer: batch 1, eval mode,
  * forward only, no gradient arena. Both at the paper shape by default (2 x 28 x 160 x 160 at
@@ -16,8 +17,11 @@
 #include "core/tensor.h"
 #include "core/timer.h"
 #include "model/model.h"
-#include "nn/backend.h"
+#include "nn/registry.h"
 #include "optim/optim.h"
+#ifdef SEGQA_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -32,8 +36,25 @@
 typedef struct bopts {
     long long steps, warmup, threads, batch;
     char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024];
-    int no_torch, profile;
+    int no_torch, profile, tf32;
+    char device[8];
 } bopts;
+
+/* What our side measured besides the step times. */
+typedef struct ours_info {
+    size_t arena;       /* activation arena bytes */
+    size_t device_peak; /* bytes the backend took from the device at most (CUDA), else 0 */
+    char backend[512];  /* the backend's description */
+} ours_info;
+
+/* Peak device bytes of a CUDA backend; 0 on the CPU. */
+static size_t device_peak_bytes(sq_backend *be) {
+#ifdef SEGQA_HAVE_CUDA
+    if (be->device_memory) return sq_cuda_peak_bytes(be);
+#endif
+    (void)be;
+    return 0;
+}
 
 static double median_of(double *v, int n) {
     return sq_median(v, n);
@@ -72,8 +93,11 @@ static sq_code parse_config(const bopts *o, sq_model_config *c, sq_status *st) {
 
 /* Our side: per-step milliseconds into ms[0..steps). */
 static sq_code run_ours(const bopts *o, const sq_model_config *c, int train, double *ms,
-                        size_t *arena, sq_status *st) {
-    sq_backend *be = sq_backend_cpu_create((int)o->threads, st);
+                        ours_info *info, sq_status *st) {
+    sq_backend_opts bo = sq_backend_opts_default();
+    bo.threads = (int)o->threads;
+    bo.allow_tf32 = o->tf32;
+    sq_backend *be = sq_backend_create(o->device, &bo, info->backend, sizeof info->backend, st);
     if (!be) return st->code;
     sq_model *m = NULL;
     sq_adam_opt *opt = NULL;
@@ -95,7 +119,7 @@ static sq_code run_ours(const bopts *o, const sq_model_config *c, int train, dou
         for (int i = 0; i < n; i++)
             t[i] = sq_rng_uniform(&r);
         sq_model_set_training(m, train);
-        *arena = sq_model_arena_bytes(m);
+        info->arena = sq_model_arena_bytes(m);
     }
     if (rc == SQ_OK && train) {
         sq_adam_config ac = sq_adam_config_default();
@@ -114,6 +138,7 @@ static sq_code run_ours(const bopts *o, const sq_model_config *c, int train, dou
         if (rc == SQ_OK) rc = be->sync(be, st);
         if (i >= o->warmup) ms[i - o->warmup] = (sq_now() - t0) * 1e3;
     }
+    info->device_peak = device_peak_bytes(be);
     if (rc == SQ_OK && o->profile) {
         printf("per-op time over %lld steps (with a sync after every op):\n", o->steps);
         sq_model_profile_print(m, stdout);
@@ -143,8 +168,13 @@ static void ref_script(const bopts *o, char *buf, size_t n) {
     snprintf(buf, n, "%s/tests/parity/segqa_ref.py", src ? src : tree[0] ? tree : ".");
 }
 
+typedef struct torch_info {
+    size_t device_peak; /* torch.cuda.max_memory_allocated, 0 on the CPU */
+    char version[64];
+} torch_info;
+
 static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, double *ms, int *nms,
-                         sq_status *st) {
+                         torch_info *ti, sq_status *st) {
     char dir[] = "/tmp/segqa_bench_XXXXXX";
     if (!mkdtemp(dir)) return sq_fail(st, SQ_ERR_IO, "bench: cannot create a temporary folder");
     char cfg[256], script[1200], cmd[4096];
@@ -165,9 +195,10 @@ static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, do
     ref_script(o, script, sizeof script);
     snprintf(cmd, sizeof cmd,
              "OMP_NUM_THREADS=%lld %s %s bench %s --threads %lld --batch %lld --warmup %lld "
-             "--train-steps %lld --infer-steps %lld",
+             "--train-steps %lld --infer-steps %lld --device %s --tf32 %d",
              o->threads, o->python, script, cfg, o->threads, o->batch, o->warmup,
-             train ? o->steps : 0, train ? 0 : o->steps);
+             train ? o->steps : 0, train ? 0 : o->steps,
+             strcmp(o->device, "cpu") ? "cuda" : "cpu", o->tf32);
     FILE *p = popen(cmd, "r");
     char *buf = calloc(1 << 20, 1);
     size_t got = 0, r;
@@ -182,6 +213,10 @@ static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, do
     if (!res)
         return sq_fail(st, SQ_ERR_UNSUPPORTED, "PyTorch reference failed (%s); --no-torch skips it",
                        cmd);
+    cJSON *pk = cJSON_GetObjectItem(res, train ? "train_peak_bytes" : "infer_peak_bytes");
+    ti->device_peak = cJSON_IsNumber(pk) ? (size_t)pk->valuedouble : 0;
+    cJSON *ver = cJSON_GetObjectItem(res, "torch");
+    snprintf(ti->version, sizeof ti->version, "%s", cJSON_IsString(ver) ? ver->valuestring : "?");
     cJSON *arr = cJSON_GetObjectItem(res, train ? "train_ms" : "infer_ms");
     *nms = 0;
     cJSON *e;
@@ -205,6 +240,94 @@ static void emit(FILE *md, const char *fmt, ...) {
     }
 }
 
+/* One benchmark's measurements, both sides. */
+typedef struct bench_run {
+    int train, n, ntheirs, have_torch;
+    int64_t flops;
+    double *ours, theirs[4096];
+    double load0[3], load1[3];
+    long rss_ours, rss_torch;
+    ours_info oi;
+    torch_info ti;
+} bench_run;
+
+/* The targets of issue 10 on an H100/H200 (ms per step at the paper shape). */
+static double cuda_target_ms(int train) {
+    return train ? 10.0 : 3.0;
+}
+
+static void emit_table(FILE *md, const bopts *o, const sq_model_config *c, const char *cmdname,
+                       bench_run *r) {
+    const int cuda = r->oi.device_peak > 0 || strcmp(o->device, "cpu") != 0;
+    const double work = (double)r->flops * (double)o->batch * (r->train ? 3.0 : 1.0);
+    const double med = median_of(r->ours, r->n);
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    emit(md, "\n### segqa %s — %s\n\n", cmdname, when);
+    emit(md,
+         "Input %lldx%dx%dx%dx%d at %gx%gx%g mm, %s depth rule; %.3f GFLOP/sample forward "
+         "(%s); backend %s; %lld threads; %s math; %lld warm-up + %lld timed steps.\n\n",
+         o->batch, c->in_channels, c->depth, c->height, c->width, c->spacing[0], c->spacing[1],
+         c->spacing[2], sq_depth_rule_name(c->depth_rule), r->flops / 1e9,
+         r->train ? "a training step counts 3x forward" : "forward only", r->oi.backend,
+         o->threads, o->tf32 ? "TF32" : "strict FP32", o->warmup, o->steps);
+    emit(md, "| impl | median ms | min ms | max ms | GFLOP/s | peak RSS MiB | peak device MiB | "
+             "ratio to PyTorch |\n");
+    emit(md, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    const double tmed = r->have_torch ? median_of(r->theirs, r->ntheirs) : 0;
+    emit(md, "| segqa (C, %s) | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f | %s |\n",
+         cuda ? "cuDNN/cuBLAS + own kernels" : "oneDNN + own kernels", med, min_of(r->ours, r->n),
+         max_of(r->ours, r->n), work / (med * 1e6), r->rss_ours / 1024.0,
+         r->oi.device_peak / 1048576.0, r->have_torch ? "" : "n/a");
+    if (r->have_torch) {
+        emit(md, "| PyTorch %s reference | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f | 1 |\n",
+             r->ti.version, tmed, min_of(r->theirs, r->ntheirs), max_of(r->theirs, r->ntheirs),
+             work / (tmed * 1e6), r->rss_torch / 1024.0, r->ti.device_peak / 1048576.0);
+        emit(md,
+             "\n**ratio segqa / PyTorch (median): %.3f** (target <= %s); ratio of the minima: "
+             "%.3f\n",
+             med / tmed, cuda ? "0.5" : "0.2", min_of(r->ours, r->n) / min_of(r->theirs, r->ntheirs));
+        if (cuda && r->ti.device_peak)
+            emit(md, "\npeak device memory segqa / PyTorch: %.3f (target <= 1)\n",
+                 (double)r->oi.device_peak / (double)r->ti.device_peak);
+    }
+    if (cuda)
+        emit(md, "\nmedian %.2f ms against the target of %.0f ms (H100/H200): %s; %.2f TFLOP/s\n",
+             med, cuda_target_ms(r->train), med <= cuda_target_ms(r->train) ? "met" : "NOT met",
+             work / (med * 1e9));
+    emit(md,
+         "\n1-minute load average %.2f before, %.2f after (%ld cores online): above the thread "
+         "count, other processes shared the cores and the times are inflated.\n",
+         r->load0[0], r->load1[0], sysconf(_SC_NPROCESSORS_ONLN));
+    emit(md, "\nActivation arena: %.0f MiB%s.\n", r->oi.arena / 1048576.0,
+         r->train ? " (values + gradients)" : "");
+}
+
+/* Print the table, and append it to --out through a temp name renamed onto it when complete, so
+ * the file is never half written. */
+static sq_code write_report(const bopts *o, const sq_model_config *c, const char *cmdname,
+                            bench_run *r, sq_status *st) {
+    if (!o->out[0]) {
+        emit_table(NULL, o, c, cmdname, r);
+        return SQ_OK;
+    }
+    char tmp[SQ_PATH_MAX + 32] = "", *old = NULL;
+    size_t oldlen = 0;
+    SQ_TRY(sq_tmp_path(o->out, tmp, sizeof tmp, st));
+    if (sq_file_exists(o->out)) SQ_TRY(sq_read_file(o->out, &old, &oldlen, st));
+    FILE *md = fopen(tmp, "w");
+    if (md && oldlen) fwrite(old, 1, oldlen, md);
+    free(old);
+    if (!md) return sq_fail(st, SQ_ERR_IO, "%s: cannot open for writing (%s)", o->out, strerror(errno));
+    emit_table(md, o, c, cmdname, r);
+    sq_code rc = SQ_OK;
+    if (ferror(md) | fclose(md)) rc = sq_fail(st, SQ_ERR_IO, "%s: write failed", tmp);
+    if (rc == SQ_OK) rc = sq_commit_file(tmp, o->out, st);
+    if (rc != SQ_OK) unlink(tmp);
+    return rc;
+}
+
 static int bench_main(int train, int argc, char **argv) {
     const char *cmdname = train ? "bench train" : "bench infer";
     bopts o;
@@ -214,6 +337,7 @@ static int bench_main(int train, int argc, char **argv) {
     snprintf(o.spacing, sizeof o.spacing, "3.9x0.59x0.59");
     snprintf(o.rule, sizeof o.rule, "anisotropic");
     snprintf(o.python, sizeof o.python, "/usr/bin/python3");
+    snprintf(o.device, sizeof o.device, "cpu");
     const sq_option opts[] = {
         {"steps", 'n', SQ_OPT_INT, &o.steps, 0, "N", "timed steps after warm-up", NULL, 1, 4096},
         {"warmup", 0, SQ_OPT_INT, &o.warmup, 0, "N", "untimed warm-up steps", NULL, 0, 1000},
@@ -235,6 +359,10 @@ static int bench_main(int train, int argc, char **argv) {
          "segqa_ref.py (default: from the source tree)", NULL, 0, 0},
         {"out", 'o', SQ_OPT_STRING, o.out, sizeof o.out, "FILE.md", "also write the table here",
          NULL, 0, 0},
+        {"device", 0, SQ_OPT_CHOICE, o.device, sizeof o.device, "DEV", SQ_CLI_DEVICE_HELP,
+         "cpu|cuda|auto", 0, 0},
+        {"tf32", 0, SQ_OPT_FLAG, &o.tf32, 0, NULL,
+         "CUDA: allow TF32 tensor cores on both sides (default strict FP32)", NULL, 0, 0},
     };
     sq_cli_spec spec = {train ? "bench train" : "bench infer",
                         train ? "segqa bench train [options]" : "segqa bench infer [options]",
@@ -255,101 +383,31 @@ static int bench_main(int train, int argc, char **argv) {
     if (parse_config(&o, &c, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
     int64_t flops = 0;
     if (sq_model_flops(&c, &flops, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
-    int n = (int)o.steps;
-    double *ours = calloc((size_t)n, sizeof(double)), theirs[4096];
-    int ntheirs = 0;
-    size_t arena = 0;
-    if (!ours) return 1;
-    printf("segqa %s: batch %dx%dx%dx%dx%d at %gx%gx%g mm (%s), %lld threads, %lld warm-up + %lld "
-           "steps\n",
+    bench_run r;
+    memset(&r, 0, sizeof r);
+    r.train = train;
+    r.flops = flops;
+    r.n = (int)o.steps;
+    r.ours = calloc((size_t)r.n, sizeof(double));
+    if (!r.ours) return 1;
+    printf("segqa %s: batch %dx%dx%dx%dx%d at %gx%gx%g mm (%s), device %s, %lld threads, %lld "
+           "warm-up + %lld steps\n",
            cmdname, (int)o.batch, c.in_channels, c.depth, c.height, c.width, c.spacing[0],
-           c.spacing[1], c.spacing[2], sq_depth_rule_name(c.depth_rule), o.threads, o.warmup,
-           o.steps);
+           c.spacing[1], c.spacing[2], sq_depth_rule_name(c.depth_rule), o.device, o.threads,
+           o.warmup, o.steps);
     fflush(stdout);
-    double load0[3] = {0, 0, 0}, load1[3] = {0, 0, 0};
-    if (getloadavg(load0, 3) < 0) load0[0] = -1;
-    if (run_ours(&o, &c, train, ours, &arena, &st) != SQ_OK) {
-        free(ours);
-        return sq_cli_report(cmdname, &st);
+    if (getloadavg(r.load0, 3) < 0) r.load0[0] = -1;
+    sq_code rc = run_ours(&o, &c, train, r.ours, &r.oi, &st);
+    r.rss_ours = peak_rss_kib(RUSAGE_SELF);
+    if (rc == SQ_OK && !o.no_torch) {
+        rc = run_torch(&o, &c, train, r.theirs, &r.ntheirs, &r.ti, &st);
+        r.have_torch = rc == SQ_OK;
     }
-    long rss_ours = peak_rss_kib(RUSAGE_SELF);
-    int have_torch = 0;
-    if (!o.no_torch) {
-        if (run_torch(&o, &c, train, theirs, &ntheirs, &st) != SQ_OK) {
-            free(ours);
-            return sq_cli_report(cmdname, &st);
-        }
-        have_torch = 1;
-    }
-    long rss_torch = peak_rss_kib(RUSAGE_CHILDREN);
-    if (getloadavg(load1, 3) < 0) load1[0] = -1;
-    /* The table is appended to --out: the old contents and the new table go to a temp name that
-     * is renamed onto --out when complete, so the file is never half written. */
-    FILE *md = NULL;
-    char tmp[SQ_PATH_MAX + 32] = "";
-    if (o.out[0]) {
-        char *old = NULL;
-        size_t oldlen = 0;
-        if (sq_tmp_path(o.out, tmp, sizeof tmp, &st) != SQ_OK ||
-            (sq_file_exists(o.out) && sq_read_file(o.out, &old, &oldlen, &st) != SQ_OK)) {
-            free(ours);
-            return sq_cli_report(cmdname, &st);
-        }
-        md = fopen(tmp, "w");
-        if (md && oldlen) fwrite(old, 1, oldlen, md);
-        free(old);
-        if (!md) {
-            free(ours);
-            sq_fail(&st, SQ_ERR_IO, "%s: cannot open for writing (%s)", o.out, strerror(errno));
-            return sq_cli_report(cmdname, &st);
-        }
-    }
-    double work = (double)flops * (double)o.batch * (train ? 3.0 : 1.0);
-    double med = median_of(ours, n);
-    char when[64];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    emit(md, "\n### segqa %s — %s\n\n", cmdname, when);
-    emit(md,
-         "Input %lldx%dx%dx%dx%d at %gx%gx%g mm, %s depth rule; %.3f GFLOP/sample forward "
-         "(%s); %lld threads; %lld warm-up + %lld timed steps.\n\n",
-         o.batch, c.in_channels, c.depth, c.height, c.width, c.spacing[0], c.spacing[1],
-         c.spacing[2], sq_depth_rule_name(c.depth_rule), flops / 1e9,
-         train ? "a training step counts 3x forward" : "forward only", o.threads, o.warmup,
-         o.steps);
-    emit(md,
-         "| impl | median ms | min ms | max ms | GFLOP/s | peak RSS MiB | ratio to PyTorch |\n");
-    emit(md, "|---|---:|---:|---:|---:|---:|---:|\n");
-    double tmed = have_torch ? median_of(theirs, ntheirs) : 0;
-    emit(md, "| segqa (C, oneDNN + own kernels) | %.1f | %.1f | %.1f | %.1f | %.0f | %s |\n", med,
-         min_of(ours, n), max_of(ours, n), work / (med * 1e6), rss_ours / 1024.0,
-         have_torch ? "" : "n/a");
-    if (have_torch) {
-        emit(md, "| PyTorch %s reference | %.1f | %.1f | %.1f | %.1f | %.0f | 1 |\n", "1.13", tmed,
-             min_of(theirs, ntheirs), max_of(theirs, ntheirs), work / (tmed * 1e6),
-             rss_torch / 1024.0);
-        emit(md,
-             "\n**ratio segqa / PyTorch (median): %.3f** (target <= 0.2); ratio of the minima: "
-             "%.3f\n",
-             med / tmed, min_of(ours, n) / min_of(theirs, ntheirs));
-    }
-    emit(md,
-         "\n1-minute load average %.2f before, %.2f after (%ld cores online): above the thread "
-         "count, other processes shared the cores and the times are inflated.\n",
-         load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN));
-    emit(md, "\nActivation arena: %.0f MiB%s.\n", arena / 1048576.0,
-         train ? " (values + gradients)" : "");
-    free(ours);
-    if (md) {
-        sq_code rc = SQ_OK;
-        if (ferror(md) | fclose(md)) rc = sq_fail(&st, SQ_ERR_IO, "%s: write failed", tmp);
-        if (rc == SQ_OK) rc = sq_commit_file(tmp, o.out, &st);
-        if (rc != SQ_OK) {
-            unlink(tmp);
-            return sq_cli_report(cmdname, &st);
-        }
-    }
-    return 0;
+    r.rss_torch = peak_rss_kib(RUSAGE_CHILDREN);
+    if (getloadavg(r.load1, 3) < 0) r.load1[0] = -1;
+    if (rc == SQ_OK) rc = write_report(&o, &c, cmdname, &r, &st);
+    free(r.ours);
+    return rc == SQ_OK ? 0 : sq_cli_report(cmdname, &st);
 }
 
 int sq_bench_train(int argc, char **argv) {

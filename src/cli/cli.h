@@ -33,6 +33,13 @@ void sq_cli_print_help(const sq_cli_spec *spec, FILE *f);
 /* Print "segqa <command>: <message>" on stderr; return the exit code for the status. */
 int sq_cli_report(const char *command, const sq_status *st);
 
+/* The compute backend a command asked for (--device cpu|cuda|auto), created through the registry;
+ * `chosen` gets the line saying which (and why, for auto). NULL with `st` filled. */
+struct sq_backend;
+struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic,
+                                  char *chosen, size_t chosen_size, sq_status *st);
+#define SQ_CLI_DEVICE_HELP "compute backend: cpu, cuda or auto (CUDA when a GPU is usable)"
+
 /* Subcommands: each returns the process exit code. */
 int sq_cmd_check(int argc, char **argv);
 int sq_cmd_ingest(int argc, char **argv);   /* cmd_ingest.c */

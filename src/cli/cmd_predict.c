@@ -170,6 +170,7 @@ int sq_cmd_predict(int argc, char **argv) {
          pairs_csv[SQ_PATH_MAX] = "", format[16] = "table";
     double threshold = 0.8;
     long long threads = 1;
+    char device[8] = "cpu";
     const sq_option opts[] = {
         {"checkpoint", 'c', SQ_OPT_STRING, ckpt, sizeof ckpt, "FILE.h5",
          "trained model (best.h5 or last.h5 of a run)", NULL, 0, 0},
@@ -182,6 +183,8 @@ int sq_cmd_predict(int argc, char **argv) {
          "accept a contour when its estimated Dice is at least X", NULL, 0, 1},
         {"format", 'f', SQ_OPT_CHOICE, format, sizeof format, "FMT", "output", "table|json", 0, 0},
         {"threads", 't', SQ_OPT_INT, &threads, 0, "N", "compute threads", NULL, 1, 1024},
+        {"device", 0, SQ_OPT_CHOICE, device, sizeof device, "DEV", SQ_CLI_DEVICE_HELP,
+         "cpu|cuda|auto", 0, 0},
     };
     const sq_cli_spec spec = {
         .command = "predict",
@@ -236,8 +239,10 @@ int sq_cmd_predict(int argc, char **argv) {
     float *x = NULL;
     if (rc == SQ_OK) rc = sq_checkpoint_read_config(ckpt, &mc, &st);
     if (rc == SQ_OK) {
-        be = sq_backend_cpu_create((int)threads, &st);
+        char chosen[512];
+        be = sq_cli_backend(device, (int)threads, 0, chosen, sizeof chosen, &st);
         if (!be) rc = st.code ? st.code : SQ_ERR_INTERNAL;
+        else sq_debug("predict: backend %s", chosen);
     }
     if (rc == SQ_OK) rc = sq_model_create(&mc, be, &m, &st);
     if (rc == SQ_OK) rc = sq_checkpoint_load(ckpt, m, NULL, &info, &st);

@@ -19,7 +19,8 @@ typedef struct train_cli {
         fpn_channels, fpn_repeats, expansion, stop_after;
     double val_fraction, lr, lr_decayed, clip, fail_rate, low, high, bn_momentum;
     int no_failures, no_figures;
-    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8];
+    int deterministic;
+    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8];
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -48,6 +49,7 @@ static void defaults(train_cli *c, int cv) {
     snprintf(c->sync_bn, sizeof c->sync_bn, "%s", d.sync_bn ? "on" : "off");
     snprintf(c->out, sizeof c->out, "%s", cv ? "runs/cv" : "runs/train");
     snprintf(c->augment, sizeof c->augment, "paper");
+    snprintf(c->device, sizeof c->device, "cpu");
     snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
 }
 
@@ -60,6 +62,43 @@ static int auto_threads(int world_size) {
     if (local < 1) local = 1;
     int t = (int)(cores / local);
     return t < 1 ? 1 : t;
+}
+
+/* The trainer's options from the parsed command line. */
+static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_world *w,
+                            sq_train_opts *o) {
+    *o = sq_train_opts_default();
+    o->sites = (const char *const *)a->pos;
+    o->nsites = a->npos;
+    o->nfolds = (int)c->folds;
+    o->splits_path = c->splits;
+    o->run_dir = c->out;
+    o->epochs = (int)c->epochs;
+    o->batch = (int)c->batch;
+    o->val_every = (int)c->val_every;
+    o->val_fraction = c->val_fraction;
+    o->workers = (int)c->workers;
+    o->threads = c->threads > 0 ? (int)c->threads : auto_threads(w->size);
+    o->seed = (uint64_t)c->seed;
+    o->lr.base_lr = c->lr;
+    o->lr.decayed_lr = c->lr_decayed;
+    o->lr.decay_epoch = (int)c->decay_epoch;
+    o->lr.warmup_steps = c->warmup;
+    o->clip = c->clip;
+    o->augment = c->augment;
+    o->fail_rate = c->fail_rate;
+    o->failures = !c->no_failures;
+    o->figures = !c->no_figures;
+    o->max_steps = (int)c->stop_after;
+    o->rule.low = c->low;
+    o->rule.high = c->high;
+    o->model.expansion = (int)c->expansion;
+    o->model.fpn_channels = (int)c->fpn_channels;
+    o->model.fpn_repeats = (int)c->fpn_repeats;
+    o->model.bn_momentum = c->bn_momentum;
+    o->sync_bn = !strcmp(c->sync_bn, "on");
+    o->device = c->device;
+    o->deterministic = c->deterministic;
 }
 
 static int run(int argc, char **argv, int cv) {
@@ -116,6 +155,10 @@ static int run(int argc, char **argv, int cv) {
          "synchronised BatchNorm over each data-parallel group", "on|off", 0, 0},
         {"stop-after-steps", 0, SQ_OPT_INT, &c.stop_after, 0, "N",
          "act as if preempted after N steps (checkpoint, exit 75)", NULL, 0, 1e12},
+        {"device", 0, SQ_OPT_CHOICE, c.device, sizeof c.device, "DEV", SQ_CLI_DEVICE_HELP,
+         "cpu|cuda|auto", 0, 0},
+        {"deterministic", 0, SQ_OPT_FLAG, &c.deterministic, 0, NULL,
+         "CUDA: deterministic cuDNN algorithms only", NULL, 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     if (!cv) { /* `train` has no folds */
@@ -155,36 +198,8 @@ static int run(int argc, char **argv, int cv) {
     if (w.size > 1) sq_log_set_rank(w.rank, 0);
     sq_signals_install();
 
-    sq_train_opts o = sq_train_opts_default();
-    o.sites = (const char *const *)a.pos;
-    o.nsites = a.npos;
-    o.nfolds = (int)c.folds;
-    o.splits_path = c.splits;
-    o.run_dir = c.out;
-    o.epochs = (int)c.epochs;
-    o.batch = (int)c.batch;
-    o.val_every = (int)c.val_every;
-    o.val_fraction = c.val_fraction;
-    o.workers = (int)c.workers;
-    o.threads = c.threads > 0 ? (int)c.threads : auto_threads(w.size);
-    o.seed = (uint64_t)c.seed;
-    o.lr.base_lr = c.lr;
-    o.lr.decayed_lr = c.lr_decayed;
-    o.lr.decay_epoch = (int)c.decay_epoch;
-    o.lr.warmup_steps = c.warmup;
-    o.clip = c.clip;
-    o.augment = c.augment;
-    o.fail_rate = c.fail_rate;
-    o.failures = !c.no_failures;
-    o.figures = !c.no_figures;
-    o.max_steps = (int)c.stop_after;
-    o.rule.low = c.low;
-    o.rule.high = c.high;
-    o.model.expansion = (int)c.expansion;
-    o.model.fpn_channels = (int)c.fpn_channels;
-    o.model.fpn_repeats = (int)c.fpn_repeats;
-    o.model.bn_momentum = c.bn_momentum;
-    o.sync_bn = !strcmp(c.sync_bn, "on");
+    sq_train_opts o;
+    fill_train_opts(&c, &a, &w, &o);
     sq_code rc = sq_depth_rule_parse(c.depth_rule, &o.model.depth_rule, &st);
     cJSON *resolved = sq_options_to_json(opts, nopts);
     if (resolved) {

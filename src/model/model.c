@@ -67,7 +67,6 @@ struct sq_model {
     int loss_done;
     int profile;               /* time every op (sq_model_set_profile) */
     const sq_bn_sync *bn_sync; /* synchronised BN group in training, NULL: local */
-    float *xstage;             /* host copy of the scaled input (plan_n samples) */
     size_t *gready;            /* per op: gradients at [gready[i], pfloats) are final once
                                   backward has run ops nops-1 .. i */
     sq_grad_hook_fn grad_hook; /* sq_model_set_grad_hook */
@@ -520,8 +519,6 @@ static void free_plan(sq_model *m) {
     free(m->ready);
     free(m->op_fwd_ms);
     free(m->op_bwd_ms);
-    free(m->xstage);
-    m->xstage = NULL;
     free(m->gready);
     m->gready = NULL;
     m->op_fwd_ms = m->op_bwd_ms = NULL;
@@ -856,25 +853,26 @@ static sq_code run_op(sq_model *m, sq_op *o, sq_status *st) {
     return sq_fail(st, SQ_ERR_INTERNAL, "model: unknown op kind %d", o->kind);
 }
 
+/* Channel 0 of every input sample *= image_scale, in place on the backend (x[:, 0] * s in float,
+ * as the PyTorch reference), so the input crosses to the device once and unchanged. */
+static sq_code scale_image_channel(sq_model *m, sq_status *st) {
+    if (m->cfg.image_scale == 1.0) return SQ_OK;
+    const size_t vox = (size_t)m->cfg.depth * m->cfg.height * m->cfg.width;
+    const size_t per = (size_t)m->cfg.in_channels * vox;
+    for (int i = 0; i < m->plan_n; i++) {
+        const sq_view ch0 = sq_view_of(m->abuf, m->t[m->in_t].off + (size_t)i * per);
+        SQ_TRY(m->be->scale(m->be, (int64_t)vox, (float)m->cfg.image_scale, ch0, ch0, st));
+    }
+    return SQ_OK;
+}
+
 sq_code sq_model_forward(sq_model *m, const float *x, float *y, sq_status *st) {
     if (!m->plan_n) return sq_fail(st, SQ_ERR_INTERNAL, "model forward: no plan (sq_model_plan)");
     sq_backend *be = m->be;
     m->loss_done = 0;
     const size_t in_n = (size_t)numel_t(m, m->in_t);
-    if (m->cfg.image_scale != 1.0) { /* channel 0 *= image_scale, in float like x[:, 0] * s */
-        if (!m->xstage && !(m->xstage = malloc(in_n * sizeof(float))))
-            return sq_fail(st, SQ_ERR_NOMEM, "model forward: out of memory for the input");
-        const size_t vox = (size_t)m->cfg.depth * m->cfg.height * m->cfg.width;
-        const size_t per = (size_t)m->cfg.in_channels * vox;
-        const float sc = (float)m->cfg.image_scale;
-        memcpy(m->xstage, x, in_n * sizeof(float));
-        for (int i = 0; i < m->plan_n; i++)
-            for (size_t v = 0; v < vox; v++)
-                m->xstage[i * per + v] *= sc;
-        x = m->xstage;
-    }
     SQ_TRY(be->upload(be, m->abuf, m->t[m->in_t].off * sizeof(float), x, in_n * sizeof(float), st));
-    if (m->xstage) SQ_TRY(be->sync(be, st)); /* the staging copy is reused by the next forward */
+    SQ_TRY(scale_image_channel(m, st));
     for (int i = 0; i < m->nops; i++) {
         double t0 = m->profile ? sq_now() : 0;
         sq_code rc = run_op(m, &m->ops[i], st);
@@ -1021,8 +1019,8 @@ sq_code sq_model_backward(sq_model *m, sq_status *st) {
             m->op_bwd_ms[i] += (sq_now() - t0) * 1e3;
         }
         if (m->grad_hook && m->gready[i] < hook_from) {
-            hook_from = m->gready[i];
-            SQ_TRY(be->sync(be, st)); /* the hook reads the gradient memory */
+            hook_from = m->gready[i]; /* enqueued, not necessarily finished: the hook orders
+                                         itself after them (events) where the backend is async */
             rc = m->grad_hook(m->grad_hook_ctx, hook_from, st);
             if (rc != SQ_OK) return sq_context(st, "model backward, gradient hook after op %d", i);
         }

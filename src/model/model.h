@@ -121,7 +121,11 @@ void sq_model_set_bn_sync(sq_model *m, const sq_bn_sync *sync);
 /* Gradient-ready hook for overlapping the all-reduce with backward: during sq_model_backward,
  * each time more of the flat gradient buffer becomes final, fn(ctx, from) is called with the
  * gradients at float offsets [from, params_floats) final (from only decreases; the last call has
- * from = 0). The backend is synced before each call. An error from fn ends the backward. */
+ * from = 0). The ops that produced them are ENQUEUED, not necessarily finished: on an
+ * asynchronous backend the hook orders its work after them (be->event_record on the compute
+ * stream, then a communication stream waits for that event); the CPU backend's ops are complete
+ * on return. There is no host synchronisation between backward ops. An error from fn ends the
+ * backward. */
 typedef sq_code (*sq_grad_hook_fn)(void *ctx, size_t from, sq_status *st);
 void sq_model_set_grad_hook(sq_model *m, sq_grad_hook_fn fn, void *ctx);
 size_t sq_model_arena_bytes(const sq_model *m);

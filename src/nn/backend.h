@@ -83,10 +83,16 @@ typedef enum sq_act {
  * count and sum, then the sum of squared deviations from the global mean; backward: the sums of
  * g' and g' * xhat) are summed over a group of processes by this callback before they are used, so
  * every rank normalises with the statistics of the whole group's batch (PyTorch SyncBatchNorm).
- * `sum` must add `buf` element-wise over the group in place, in the same call order on every rank.
- * The backend calls it outside any parallel region, 2 times per BN forward, once per backward. */
+ * The sums stay in the backend's own memory: `sum` must add the `n` doubles that start `off_bytes`
+ * into backend buffer `buf` element-wise over the group, in place, in the same call order on every
+ * rank. It is called with every op before it enqueued (not necessarily finished): a device-aware
+ * implementation orders itself on be->stream(be) (NCCL); a host one reads the memory through
+ * be->buf_native / download after be->sync. The backend calls it outside any parallel region,
+ * 2 times per BN forward, once per backward. */
+typedef struct sq_backend sq_backend;
 typedef struct sq_bn_sync {
-    sq_code (*sum)(void *ctx, double *buf, int n, sq_status *st);
+    sq_code (*sum)(void *ctx, sq_backend *be, sq_buf *buf, size_t off_bytes, int n,
+                   sq_status *st);
     void *ctx;
 } sq_bn_sync;
 
@@ -96,7 +102,9 @@ typedef struct sq_bn {
     sq_shape5 shape; /* x and y are (N, C, D, H, W); per-channel vectors are (C) */
     float eps;       /* e.g. 1e-3 */
     float momentum;  /* e.g. 0.1 */
-    int training;    /* 1: batch statistics (+ running update); 0: running statistics */
+    int training;    /* 1: batch statistics (+ running update); 0: running statistics.
+                        In training, running_mean and running_var may both be none: no update
+                        (finite-difference probes and tests that must not move the statistics). */
     sq_act act;      /* fused activation applied after the affine transform (NONE/RELU/SWISH) */
     const sq_bn_sync *sync; /* NULL: statistics of this process's batch only */
 } sq_bn;
@@ -130,11 +138,19 @@ typedef struct sq_adam {
     long step; /* t, 1 for the first update */
 } sq_adam;
 
-typedef struct sq_backend sq_backend;
+/* Shape validation shared by every backend (shapes.c): SQ_ERR_RANGE with a message naming the
+ * op and the offending axis. */
+sq_code sq_conv3d_check(const sq_conv3d *p, int depthwise, sq_status *st);
+sq_code sq_pool3d_check(const sq_pool3d *p, sq_status *st);
+sq_code sq_resize3d_check(const sq_resize3d *p, sq_status *st);
+sq_code sq_shape5_check(sq_shape5 s, const char *op, sq_status *st);
 
 struct sq_backend {
-    const char *name; /* "cpu", "cuda" */
-    void *impl;       /* backend private state */
+    const char *name;  /* "cpu", "cuda" */
+    void *impl;        /* backend private state */
+    int device_memory; /* 1: buffers live in device memory (buf_host is NULL, buf_native is a
+                          device pointer); 0: host memory */
+    char description[160]; /* e.g. "cpu (2 threads, avx2+fma)", "cuda:0 NVIDIA H200 (sm_90)" */
 
     /* --- lifetime, memory and stream ------------------------------------------------------ */
     void (*destroy)(sq_backend *be); /* frees the backend and its caches (not live buffers) */
@@ -159,6 +175,20 @@ struct sq_backend {
                     sq_status *st);
     /* Wait until every enqueued op has finished. */
     sq_code (*sync)(sq_backend *be, sq_status *st);
+
+    /* --- native handles, for hpc/ (collectives on the backend's own memory and stream) ------ */
+    /* The native address of a buffer's memory: host pointer (CPU) or device pointer (CUDA). */
+    void *(*buf_native)(sq_backend *be, sq_buf *buf);
+    /* The compute stream (cudaStream_t) or NULL where ops are synchronous (CPU). */
+    void *(*stream)(sq_backend *be);
+    /* Events on the compute stream (cudaEvent_t with timing disabled; the CPU backend hands out
+     * non-NULL tokens and its record/wait are no-ops, since its ops are complete on return).
+     * record: the event completes when every op enqueued so far has. wait: ops enqueued after
+     * this call start only after `ev` (recorded on any stream of the same device) completed. */
+    sq_code (*event_create)(sq_backend *be, void **ev, sq_status *st);
+    void (*event_destroy)(sq_backend *be, void *ev); /* NULL is a no-op */
+    sq_code (*event_record)(sq_backend *be, void *ev, sq_status *st);
+    sq_code (*stream_wait)(sq_backend *be, void *ev, sq_status *st);
 
     /* --- dense 3D convolution (groups = 1) ------------------------------------------------ */
     /* x is (N,Cin,D,H,W), w is (Cout,Cin,kD,kH,kW), b is (Cout) or none, y is (N,Cout,Do,Ho,Wo). */
@@ -253,8 +283,13 @@ struct sq_backend {
      */
     /* y = a + b over n elements; y may be a or b (in place accumulate). Backward is identity. */
     sq_code (*add)(sq_backend *be, int64_t n, sq_view a, sq_view b, sq_view y, sq_status *st);
-    /* y = alpha * x + y over n elements (accumulate a gradient). */
+    /* y = alpha * x + y over n elements (accumulate a gradient). x and y must not overlap. */
     sq_code (*axpy)(sq_backend *be, int64_t n, float alpha, sq_view x, sq_view y, sq_status *st);
+    /* y = alpha * x over n elements, in float (y = x * alpha); y may equal x (in place). */
+    sq_code (*scale)(sq_backend *be, int64_t n, float alpha, sq_view x, sq_view y, sq_status *st);
+    /* out (1 float, overwritten) = sum of x^2 over n elements, accumulated in double and rounded
+     * once (gradient norms without a host round trip). */
+    sq_code (*sumsq)(sq_backend *be, int64_t n, sq_view x, sq_view out, sq_status *st);
 
     /* --- loss -----------------------------------------------------------------------------------
      */
@@ -272,10 +307,8 @@ struct sq_backend {
                     sq_view m, sq_view v, sq_status *st);
 };
 
-/* The CPU backend (src/nn/cpu): oneDNN for dense convolutions, own AVX2/portable kernels for the
- * rest, OpenMP with `threads` threads (<= 0: OpenMP's default). Returns NULL with `st` filled on
- * failure. Free with be->destroy(be). */
-sq_backend *sq_backend_cpu_create(int threads, sq_status *st);
+/* Backends are created by name through the registry (nn/registry.h); each has its own header
+ * (nn/cpu/cpu_backend.h, cuda/cuda_backend.h) that only the registry and backend tests include. */
 
 #ifdef __cplusplus
 }

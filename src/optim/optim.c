@@ -99,27 +99,16 @@ double sq_lr_at(const sq_lr_schedule *s, int epoch, long step) {
     return lr;
 }
 
+/* The norm is reduced on the backend (sumsq); only its one float crosses to the host. */
 sq_code sq_grad_norm(sq_backend *be, sq_buf *grads, size_t n, double *norm, sq_status *st) {
-    const float *g = be->buf_host(be, grads);
-    float *tmp = NULL;
-    if (!g) { /* device memory: bring it over once */
-        tmp = malloc((n ? n : 1) * sizeof(float));
-        if (!tmp) return sq_fail(st, SQ_ERR_NOMEM, "grad norm: out of memory");
-        sq_code rc = be->download(be, tmp, grads, 0, n * sizeof(float), st);
-        if (rc != SQ_OK) {
-            free(tmp);
-            return rc;
-        }
-        g = tmp;
-    } else {
-        SQ_TRY(be->sync(be, st));
-    }
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
-    free(tmp);
-    *norm = sqrt(s);
-    return SQ_OK;
+    sq_buf *out = NULL;
+    SQ_TRY(be->buf_alloc(be, sizeof(float), &out, st));
+    float ss = 0.0f;
+    sq_code rc = be->sumsq(be, (int64_t)n, sq_view_of(grads, 0), sq_view_of(out, 0), st);
+    if (rc == SQ_OK) rc = be->download(be, &ss, out, 0, sizeof ss, st);
+    be->buf_free(be, out);
+    *norm = sqrt((double)ss);
+    return rc;
 }
 
 sq_code sq_clip_grad_norm(sq_backend *be, sq_buf *grads, size_t n, double max_norm,
@@ -130,8 +119,7 @@ sq_code sq_clip_grad_norm(sq_backend *be, sq_buf *grads, size_t n, double max_no
     if (!isfinite(norm)) return sq_fail(st, SQ_ERR_RANGE, "grad norm is not finite (%g)", norm);
     if (max_norm > 0 && norm > max_norm) {
         float c = (float)(max_norm / (norm + 1e-6));
-        /* g = (c - 1) g + g = c g */
-        SQ_TRY(be->axpy(be, (int64_t)n, c - 1.0f, sq_view_of(grads, 0), sq_view_of(grads, 0), st));
+        SQ_TRY(be->scale(be, (int64_t)n, c, sq_view_of(grads, 0), sq_view_of(grads, 0), st));
     }
     return SQ_OK;
 }

@@ -11,7 +11,7 @@
 #include "data/volume.h"
 #include "hpc/progress_hub.h"
 #include "hpc/signals.h"
-#include "nn/backend.h"
+#include "nn/registry.h"
 #include "train/checkpoint.h"
 #include "train/report.h"
 #include "train/splits.h"
@@ -32,6 +32,7 @@ sq_train_opts sq_train_opts_default(void) {
     o.val_fraction = 0.1;
     o.workers = 1;
     o.threads = 1;
+    o.device = "cpu";
     o.seed = 20221;
     o.lr = sq_lr_schedule_paper();
     o.clip = 0;
@@ -392,10 +393,11 @@ static sq_code append_curve(const char *dir, int fold, int epoch, double loss, d
     return SQ_OK;
 }
 
-/* Gradient averaging over the data-parallel group. Where the backend's gradient buffer is host
- * memory (CPU), the buckets are all-reduced in place and started from the backward pass's
- * gradient hook as soon as they are final (overlap); otherwise the buffer is copied to the host
- * and averaged after backward. */
+/* Gradient averaging over the data-parallel group with MPI. Where the backend's gradient buffer is
+ * host memory (be->device_memory == 0: its native pointer is what MPI reads), the buckets are
+ * all-reduced in place and started from the backward pass's gradient hook as soon as they are
+ * final (overlap). Device memory goes through a host copy after backward: MPI is the CPU path
+ * and the oracle; the device path is NCCL on the native pointer and stream (hpc/). */
 #define GRAD_BUCKET_FLOATS ((size_t)1 << 18) /* 1 MiB buckets: 7 for the 1.6 M parameters */
 
 typedef struct grad_sync {
@@ -415,8 +417,24 @@ static sq_code grad_hook(void *ctx, size_t from, sq_status *st) {
     return SQ_OK;
 }
 
-static sq_code bn_sync_sum(void *ctx, double *buf, int n, sq_status *st) {
-    return sq_allreduce_sum_doubles((const sq_group *)ctx, buf, n, st);
+/* Synchronised-BN sums over the group with MPI: in place on host memory; device memory is staged
+ * through the host (the NCCL path keeps it on the device). */
+static sq_code bn_sync_sum(void *ctx, sq_backend *be, sq_buf *buf, size_t off, int n,
+                           sq_status *st) {
+    const sq_group *g = ctx;
+    if (!be->device_memory) {
+        SQ_TRY(be->sync(be, st));
+        return sq_allreduce_sum_doubles(g, (double *)(void *)((char *)be->buf_native(be, buf) + off),
+                                        n, st);
+    }
+    double *h = malloc((size_t)n * sizeof *h);
+    if (!h) return sq_fail(st, SQ_ERR_NOMEM, "synchronised BN: out of memory (%d sums)", n);
+    sq_code rc = be->download(be, h, buf, off, (size_t)n * sizeof *h, st);
+    if (rc == SQ_OK) rc = sq_allreduce_sum_doubles(g, h, n, st);
+    if (rc == SQ_OK) rc = be->upload(be, buf, off, h, (size_t)n * sizeof *h, st);
+    if (rc == SQ_OK) rc = be->sync(be, st); /* h is freed next */
+    free(h);
+    return rc;
 }
 
 static sq_code grad_sync_init(grad_sync *gs, job *j, sq_model *m, float *host, size_t n,
@@ -424,9 +442,8 @@ static sq_code grad_sync_init(grad_sync *gs, job *j, sq_model *m, float *host, s
     memset(gs, 0, sizeof *gs);
     if (j->g.size == 1) return SQ_OK;
     sq_backend *be = sq_model_backend(m);
-    gs->gp = be->buf_host ? be->buf_host(be, sq_model_grads_buf(m)) : NULL;
-    gs->overlap = gs->gp != NULL;
-    if (!gs->gp) gs->gp = host;
+    gs->overlap = !be->device_memory;
+    gs->gp = gs->overlap ? be->buf_native(be, sq_model_grads_buf(m)) : host;
     sq_code rc = sq_allreduce_init(&gs->ar, &j->g, gs->gp, n, GRAD_BUCKET_FLOATS, st);
     if (rc != SQ_OK) {
         gs->gp = NULL;
@@ -514,6 +531,19 @@ static void ckpt_info(const job *j, long gstep, int epoch, sq_ckpt_info *info) {
     snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp ? pp : "{}");
 }
 
+/* The fold's backend, by name (--device); the rank's GPU follows its local rank. */
+static sq_code create_backend(job *j, int fold, sq_backend **be, sq_status *st) {
+    sq_backend_opts bo = sq_backend_opts_default();
+    bo.threads = j->o->threads;
+    bo.local_rank = j->w->local_rank;
+    bo.deterministic = j->o->deterministic;
+    char chosen[512];
+    *be = sq_backend_create(j->o->device ? j->o->device : "cpu", &bo, chosen, sizeof chosen, st);
+    if (!*be) return st->code ? st->code : SQ_ERR_INTERNAL;
+    sq_debug("fold %d: backend %s", fold, chosen);
+    return SQ_OK;
+}
+
 static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     const sq_train_opts *o = j->o;
     char dir[SQ_PATH_MAX], last[SQ_PATH_MAX + 16], best[SQ_PATH_MAX + 16];
@@ -544,10 +574,7 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     mc.height = j->shape[1];
     mc.width = j->shape[2];
     memcpy(mc.spacing, j->spacing, sizeof mc.spacing);
-    if (rc == SQ_OK) {
-        be = sq_backend_cpu_create(o->threads, st);
-        if (!be) rc = st->code ? st->code : SQ_ERR_INTERNAL;
-    }
+    if (rc == SQ_OK) rc = create_backend(j, fold, &be, st);
     if (rc == SQ_OK) rc = sq_model_create(&mc, be, &m, st);
     if (rc == SQ_OK) rc = sq_model_init(m, o->seed, st);
     if (rc == SQ_OK) rc = sq_model_plan(m, o->batch, 1, st);

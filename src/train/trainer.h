@@ -40,7 +40,9 @@ typedef struct sq_train_opts {
     int val_every;       /* validate every N epochs (and after the last) */
     double val_fraction; /* of each fold's training patients, held out for validation */
     int workers;         /* augmentation threads per rank */
-    int threads;         /* compute threads per rank */
+    int threads;         /* compute threads per rank (CPU backend) */
+    const char *device;  /* backend by name: "cpu", "cuda" or "auto" (nn/registry.h) */
+    int deterministic;   /* CUDA: deterministic algorithms only */
     uint64_t seed;
     sq_lr_schedule lr;
     double clip;         /* gradient-norm clipping, 0 = off */

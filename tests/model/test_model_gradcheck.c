@@ -18,6 +18,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "nn/cpu/cpu_backend.h"
 #include "nn/backend.h"
 
 #include <math.h>

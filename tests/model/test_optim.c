@@ -7,6 +7,7 @@
 
 #include "core/rng.h"
 #include "nn/backend.h"
+#include "nn/cpu/cpu_backend.h"
 #include "optim/optim.h"
 
 #include <math.h>

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "nn_test_util.h"
+#include "nn/cpu/cpu_backend.h"
 
 #include "core/rng.h"
 

@@ -419,38 +419,72 @@ def cmd_parity(args):
     return 1 if rep.fail else 0
 
 
+def _bench_setup(args):
+    """Device and math mode of the benchmark: strict FP32 unless --tf32 (PyTorch's own default
+    for cuDNN convolutions is TF32 on; stated in the result either way)."""
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = bool(args.tf32)
+        torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32)
+    return dev
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _timed(dev, fn, warmup, steps):
+    ts = []
+    for i in range(warmup + steps):
+        _sync(dev)
+        t0 = time.perf_counter()
+        fn()
+        _sync(dev)
+        if i >= warmup:
+            ts.append((time.perf_counter() - t0) * 1e3)
+    return ts
+
+
 def cmd_bench(args):
     cfg = load_config(args.config)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    dev = _bench_setup(args)
     model = QANet(cfg)
-    res = {"threads": torch.get_num_threads(), "flops": count_flops(model, cfg)}
+    res = {"threads": torch.get_num_threads(), "flops": count_flops(model, cfg),
+           "device": str(dev), "torch": torch.__version__, "tf32": bool(args.tf32)}
+    model = model.to(dev)
+    if dev.type == "cuda":
+        res["device_name"] = torch.cuda.get_device_name(dev)
+        res["cudnn"] = torch.backends.cudnn.version()
     shp = (cfg["in_channels"], cfg["depth"], cfg["height"], cfg["width"])
     if args.train_steps > 0:
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=0.002)
-        x = torch.randn(args.batch, *shp)
-        y = torch.rand(args.batch)
-        ts = []
-        for i in range(args.warmup + args.train_steps):
-            t0 = time.perf_counter()
+        x = torch.randn(args.batch, *shp, device=dev)
+        y = torch.rand(args.batch, device=dev)
+
+        def step():
             opt.zero_grad()
             F.mse_loss(model(x), y).backward()
             opt.step()
-            if i >= args.warmup:
-                ts.append((time.perf_counter() - t0) * 1e3)
-        res["train_ms"] = ts
+
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        res["train_ms"] = _timed(dev, step, args.warmup, args.train_steps)
+        if dev.type == "cuda":
+            res["train_peak_bytes"] = torch.cuda.max_memory_allocated(dev)
     if args.infer_steps > 0:
         model.eval()
-        x = torch.randn(1, *shp)
-        ts = []
+        x = torch.randn(1, *shp, device=dev)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         with torch.no_grad():
-            for i in range(args.warmup + args.infer_steps):
-                t0 = time.perf_counter()
-                model(x)
-                if i >= args.warmup:
-                    ts.append((time.perf_counter() - t0) * 1e3)
-        res["infer_ms"] = ts
+            res["infer_ms"] = _timed(dev, lambda: model(x), args.warmup, args.infer_steps)
+        if dev.type == "cuda":
+            res["infer_peak_bytes"] = torch.cuda.max_memory_allocated(dev)
     json.dump(res, sys.stdout)
     print()
     return 0
@@ -475,6 +509,8 @@ def main():
     a.add_argument("--warmup", type=int, default=2)
     a.add_argument("--train-steps", type=int, default=10)
     a.add_argument("--infer-steps", type=int, default=10)
+    a.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    a.add_argument("--tf32", type=int, default=0, help="1: allow TF32 in cuDNN and matmuls")
     args = ap.parse_args()
     if args.cmd == "names":
         cmd_names(args)

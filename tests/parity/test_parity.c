@@ -16,6 +16,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "nn/cpu/cpu_backend.h"
 #include "nn/backend.h"
 #include "optim/optim.h"
 #include "train/checkpoint.h"

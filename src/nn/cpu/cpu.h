@@ -7,7 +7,7 @@
 #ifndef SEGQA_NN_CPU_H
 #define SEGQA_NN_CPU_H
 
-#include "nn/backend.h"
+#include "nn/cpu/cpu_backend.h"
 
 #include <stddef.h>
 
@@ -31,6 +31,7 @@ typedef struct sq_cpu {
     int isa; /* SQ_ISA_* used by the hand-written kernels */
     sq_cpu_scratch scratch[SQ_CPU_MAX_THREADS];
     sq_cpu_dnnl *dnnl;
+    sq_buf *stats; /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */
 } sq_cpu;
 
 enum { SQ_ISA_PORTABLE = 0, SQ_ISA_AVX2 = 1 };
@@ -70,7 +71,7 @@ sq_code sq_cpu_dwconv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vi
 /* Element-wise, normalisation, pooling, fusion, loss, optimiser (cpu_ops.c). */
 void sq_cpu_ops_fill(sq_backend *be);
 
-/* Shape validation shared by the ops. */
-sq_code sq_cpu_check_conv(const sq_conv3d *p, int depthwise, sq_status *st);
+/* The statistics buffer of synchronised BN: at least n doubles; *p its host address. */
+sq_code sq_cpu_stats_reserve(sq_backend *be, size_t n, double **p, sq_status *st);
 
 #endif

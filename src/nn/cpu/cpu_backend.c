@@ -9,6 +9,7 @@
 #include "core/tensor.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,45 @@ static sq_code sync_(sq_backend *be, sq_status *st) {
     return SQ_OK;
 }
 
+/* Native handles: host memory, no stream; every op is complete on return, so events are tokens
+ * whose record and wait do nothing. */
+static void *stream_(sq_backend *be) {
+    (void)be;
+    return NULL;
+}
+
+static int event_token;
+
+static sq_code event_create(sq_backend *be, void **ev, sq_status *st) {
+    (void)be;
+    (void)st;
+    *ev = &event_token;
+    return SQ_OK;
+}
+
+static void event_destroy(sq_backend *be, void *ev) {
+    (void)be;
+    (void)ev;
+}
+
+static sq_code event_noop(sq_backend *be, void *ev, sq_status *st) {
+    (void)be;
+    (void)st;
+    return ev ? SQ_OK : sq_fail(st, SQ_ERR_INTERNAL, "cpu backend: NULL event");
+}
+
+sq_code sq_cpu_stats_reserve(sq_backend *be, size_t n, double **p, sq_status *st) {
+    sq_cpu *c = sq_cpu_of(be);
+    const size_t bytes = n * sizeof(double);
+    if (!c->stats || c->stats->bytes < bytes) {
+        buf_free(be, c->stats);
+        c->stats = NULL;
+        SQ_TRY(buf_alloc(be, bytes, &c->stats, st));
+    }
+    *p = (double *)(void *)c->stats->p;
+    return SQ_OK;
+}
+
 sq_code sq_cpu_scratch_reserve(sq_cpu *c, size_t n, sq_status *st) {
     for (int t = 0; t < c->threads; t++) {
         if (c->scratch[t].n >= n) continue;
@@ -126,36 +166,15 @@ const char *sq_cpu_isa_name(int isa) {
     return isa == SQ_ISA_AVX2 ? "avx2+fma" : "portable";
 }
 
-sq_code sq_cpu_check_conv(const sq_conv3d *p, int depthwise, sq_status *st) {
-    const sq_shape5 s = p->in;
-    if (s.n < 1 || s.c < 1 || s.d < 1 || s.h < 1 || s.w < 1 || p->cout < 1)
-        return sq_fail(st, SQ_ERR_RANGE, "conv3d: non-positive extent in input %dx%dx%dx%dx%d", s.n,
-                       s.c, s.d, s.h, s.w);
-    if (depthwise && p->cout != s.c)
-        return sq_fail(st, SQ_ERR_RANGE, "dwconv3d: cout %d must equal input channels %d", p->cout,
-                       s.c);
-    const int in[3] = {s.d, s.h, s.w};
-    for (int a = 0; a < 3; a++) {
-        if (p->k[a] < 1 || p->stride[a] < 1 || p->pad[a] < 0)
-            return sq_fail(st, SQ_ERR_RANGE, "conv3d: axis %d: kernel %d stride %d pad %d", a,
-                           p->k[a], p->stride[a], p->pad[a]);
-        if (in[a] + 2 * p->pad[a] < p->k[a])
-            return sq_fail(st, SQ_ERR_RANGE,
-                           "conv3d: axis %d: input %d + 2*pad %d is smaller than kernel %d", a,
-                           in[a], p->pad[a], p->k[a]);
-    }
-    return SQ_OK;
-}
-
 static sq_code conv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
                           sq_view y, sq_status *st) {
-    SQ_TRY(sq_cpu_check_conv(p, 0, st));
+    SQ_TRY(sq_conv3d_check(p, 0, st));
     return sq_cpu_dnnl_conv_fwd(be, p, 1, x, w, b, y, st);
 }
 
 static sq_code conv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                           sq_view dx, sq_view dw, sq_view db, sq_status *st) {
-    SQ_TRY(sq_cpu_check_conv(p, 0, st));
+    SQ_TRY(sq_conv3d_check(p, 0, st));
     return sq_cpu_dnnl_conv_bwd(be, p, 1, x, w, dy, dx, dw, db, st);
 }
 
@@ -164,6 +183,7 @@ static void destroy(sq_backend *be) {
     sq_cpu *c = sq_cpu_of(be);
     if (c) {
         sq_cpu_dnnl_destroy(c);
+        buf_free(be, c->stats);
         for (int t = 0; t < SQ_CPU_MAX_THREADS; t++)
             sq_free(c->scratch[t].p);
         free(c);
@@ -190,6 +210,9 @@ sq_backend *sq_backend_cpu_create(int threads, sq_status *st) {
     const char *force = getenv("SEGQA_CPU_ISA");
     if (force && strcmp(force, "portable") == 0) c->isa = SQ_ISA_PORTABLE;
     be->name = "cpu";
+    be->device_memory = 0;
+    snprintf(be->description, sizeof be->description, "cpu (%d threads, %s)", c->threads,
+             sq_cpu_isa_name(c->isa));
     be->impl = c;
     be->destroy = destroy;
     be->buf_alloc = buf_alloc;
@@ -201,6 +224,12 @@ sq_backend *sq_backend_cpu_create(int threads, sq_status *st) {
     be->copy = copy;
     be->fill = fill;
     be->sync = sync_;
+    be->buf_native = buf_host;
+    be->stream = stream_;
+    be->event_create = event_create;
+    be->event_destroy = event_destroy;
+    be->event_record = event_noop;
+    be->stream_wait = event_noop;
     be->conv3d_fwd = conv3d_fwd;
     be->conv3d_bwd = conv3d_bwd;
     be->dwconv3d_fwd = sq_cpu_dwconv3d_fwd;

@@ -58,7 +58,7 @@ typedef struct dw_geo {
 #undef DW_FMA
 
 static sq_code make_geo(const sq_conv3d *p, dw_geo *g, sq_status *st) {
-    SQ_TRY(sq_cpu_check_conv(p, 1, st));
+    SQ_TRY(sq_conv3d_check(p, 1, st));
     for (int a = 0; a < 3; a++)
         if (p->k[a] > DW_KMAX || p->stride[a] > DW_SMAX)
             return sq_fail(st, SQ_ERR_UNSUPPORTED,

@@ -107,12 +107,7 @@ static void act_grad(sq_act a, float *g, const float *dy, const float *x, size_t
 
 #define CHUNK 16384 /* elements per task of the element-wise loops */
 
-static sq_code check_shape(sq_shape5 s, const char *op, sq_status *st) {
-    if (s.n < 1 || s.c < 1 || s.d < 1 || s.h < 1 || s.w < 1)
-        return sq_fail(st, SQ_ERR_RANGE, "%s: non-positive extent in shape %dx%dx%dx%dx%d", op, s.n,
-                       s.c, s.d, s.h, s.w);
-    return SQ_OK;
-}
+#define check_shape sq_shape5_check /* shapes.c, shared with every backend */
 
 /* Reductions: float vector partial sums over blocks of 2048, accumulated in double. */
 #define RBLOCK 2048
@@ -186,15 +181,16 @@ static sq_code bn_sync_stats(sq_backend *be, const sq_bn *p, const float *px, do
                              sq_status *st) {
     const sq_shape5 s = p->shape;
     const int C = s.c;
+    sq_buf *sb = sq_cpu_of(be)->stats;
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++)
         acc[c] = ch_sum(px, s, c);
     acc[C] = (double)s.n * (double)s.d * s.h * s.w;
-    SQ_TRY(p->sync->sum(p->sync->ctx, acc, C + 1, st));
+    SQ_TRY(p->sync->sum(p->sync->ctx, be, sb, 0, C + 1, st));
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++)
         acc[C + 1 + c] = ch_sumsq_dev(px, s, c, (float)(acc[c] / acc[C]));
-    return p->sync->sum(p->sync->ctx, acc + C + 1, C, st);
+    return p->sync->sum(p->sync->ctx, be, sb, (size_t)(C + 1) * sizeof(double), C, st);
 }
 
 static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
@@ -209,15 +205,11 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
     const sq_act act = p->act;
-    double *acc = NULL; /* group statistics (synchronised BN only) */
+    double *acc = NULL; /* group statistics (synchronised BN only), in the backend's stats buffer */
     if (p->training && p->sync) {
-        acc = malloc((2 * (size_t)C + 1) * sizeof *acc);
-        if (!acc) return sq_fail(st, SQ_ERR_NOMEM, "bn_fwd: out of memory (%d channels)", C);
-        const sq_code rc = bn_sync_stats(be, p, px, acc, st);
-        if (rc != SQ_OK) {
-            free(acc);
+        SQ_TRY(sq_cpu_stats_reserve(be, 2 * (size_t)C + 1, &acc, st));
+        if (bn_sync_stats(be, p, px, acc, st) != SQ_OK)
             return sq_context(st, "bn_fwd: synchronised statistics");
-        }
     }
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++) {
@@ -262,7 +254,6 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
             }
         }
     }
-    free(acc);
     return SQ_OK;
 }
 
@@ -328,19 +319,18 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
         return SQ_OK;
     }
     /* synchronised: sums[c] = sum g', sums[C + c] = sum g' xhat, sums[2C] = count (group sums) */
-    double *sums = malloc((2 * (size_t)C + 1) * sizeof *sums);
-    if (!sums) return sq_fail(st, SQ_ERR_NOMEM, "bn_bwd: out of memory (%d channels)", C);
+    double *sums = NULL;
+    SQ_TRY(sq_cpu_stats_reserve(be, 2 * (size_t)C + 1, &sums, st));
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++)
         bn_bwd_pass1(be, p, c, px, pg, pb, psm, psi, pdy, pdx, pdg, pdb, &sums[c], &sums[C + c]);
     sums[2 * C] = (double)s.n * (double)S;
-    const sq_code rc = p->sync->sum(p->sync->ctx, sums, 2 * C + 1, st);
+    const sq_code rc = p->sync->sum(p->sync->ctx, be, sq_cpu_of(be)->stats, 0, 2 * C + 1, st);
     if (rc == SQ_OK) {
 #pragma omp parallel for schedule(dynamic, 1) NT
         for (int c = 0; c < C; c++)
             bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sums[c], sums[C + c], sums[2 * C]);
     }
-    free(sums);
     return rc == SQ_OK ? SQ_OK : sq_context(st, "bn_bwd: synchronised sums");
 }
 
@@ -517,17 +507,6 @@ static sq_code chscale_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale
 
 /* ---- max pooling --------------------------------------------------------------------------- */
 
-static sq_code check_pool(const sq_pool3d *p, sq_status *st) {
-    SQ_TRY(check_shape(p->in, "maxpool3d", st));
-    for (int a = 0; a < 3; a++)
-        if (p->k[a] < 1 || p->stride[a] < 1 || p->pad[a] < 0 || 2 * p->pad[a] > p->k[a])
-            return sq_fail(st, SQ_ERR_RANGE, "maxpool3d: axis %d: kernel %d stride %d pad %d", a,
-                           p->k[a], p->stride[a], p->pad[a]);
-    const sq_shape5 o = sq_pool3d_out(p);
-    if (o.d < 1 || o.h < 1 || o.w < 1)
-        return sq_fail(st, SQ_ERR_RANGE, "maxpool3d: empty output %dx%dx%d", o.d, o.h, o.w);
-    return SQ_OK;
-}
 
 /* Index within the plane of the first maximum of the window of output (od, oh, ow). */
 static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int oh, int ow) {
@@ -553,7 +532,7 @@ static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int o
 
 static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
                              sq_status *st) {
-    SQ_TRY(check_pool(p, st));
+    SQ_TRY(sq_pool3d_check(p, st));
     const sq_shape5 s = p->in, o = sq_pool3d_out(p);
     const float *px = sq_cpu_f(x);
     float *py = sq_cpu_f(y);
@@ -573,7 +552,7 @@ static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
 
 static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view dy, sq_view dx,
                              sq_status *st) {
-    SQ_TRY(check_pool(p, st));
+    SQ_TRY(sq_pool3d_check(p, st));
     const sq_shape5 s = p->in, o = sq_pool3d_out(p);
     const float *px = sq_cpu_f(x), *pdy = sq_cpu_f(dy);
     float *pdx = sq_cpu_f(dx);
@@ -594,17 +573,10 @@ static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
 
 /* ---- nearest resize ---------------------------------------------------------------------- */
 
-static sq_code check_resize(const sq_resize3d *p, sq_status *st) {
-    SQ_TRY(check_shape(p->in, "resize3d", st));
-    if (p->out[0] < 1 || p->out[1] < 1 || p->out[2] < 1)
-        return sq_fail(st, SQ_ERR_RANGE, "resize3d: non-positive target %dx%dx%d", p->out[0],
-                       p->out[1], p->out[2]);
-    return SQ_OK;
-}
 
 static sq_code resize3d_fwd(sq_backend *be, const sq_resize3d *p, sq_view x, sq_view y,
                             sq_status *st) {
-    SQ_TRY(check_resize(p, st));
+    SQ_TRY(sq_resize3d_check(p, st));
     const sq_shape5 s = p->in;
     const int Do = p->out[0], Ho = p->out[1], Wo = p->out[2];
     const float *px = sq_cpu_f(x);
@@ -631,7 +603,7 @@ static sq_code resize3d_fwd(sq_backend *be, const sq_resize3d *p, sq_view x, sq_
 
 static sq_code resize3d_bwd(sq_backend *be, const sq_resize3d *p, sq_view dy, sq_view dx,
                             sq_status *st) {
-    SQ_TRY(check_resize(p, st));
+    SQ_TRY(sq_resize3d_check(p, st));
     const sq_shape5 s = p->in;
     const int Do = p->out[0], Ho = p->out[1], Wo = p->out[2];
     const float *pdy = sq_cpu_f(dy);
@@ -783,6 +755,42 @@ static sq_code axpy(sq_backend *be, int64_t n, float alpha, sq_view x, sq_view y
     return SQ_OK;
 }
 
+static sq_code scale(sq_backend *be, int64_t n, float alpha, sq_view x, sq_view y, sq_status *st) {
+    (void)st;
+    const float *px = sq_cpu_f(x);
+    float *py = sq_cpu_f(y);
+#pragma omp parallel for schedule(static) NT
+    for (int64_t i = 0; i < n; i++)
+        py[i] = px[i] * alpha;
+    return SQ_OK;
+}
+
+/* Sum of squares in double, in fixed-size blocks combined in order, so the result does not depend
+ * on the thread count. */
+static sq_code sumsq(sq_backend *be, int64_t n, sq_view x, sq_view out, sq_status *st) {
+    (void)st;
+    const float *px = sq_cpu_f(x);
+    const int64_t nb = (n + RBLOCK - 1) / RBLOCK;
+    double total = 0.0;
+    if (nb > 0) {
+        double *part = malloc((size_t)nb * sizeof *part);
+        if (!part) return sq_fail(st, SQ_ERR_NOMEM, "sumsq: out of memory (%lld blocks)", (long long)nb);
+#pragma omp parallel for schedule(static) NT
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t lo = b * RBLOCK, hi = lo + RBLOCK < n ? lo + RBLOCK : n;
+            double a = 0.0;
+            for (int64_t i = lo; i < hi; i++)
+                a += (double)px[i] * px[i];
+            part[b] = a;
+        }
+        for (int64_t b = 0; b < nb; b++)
+            total += part[b];
+        free(part);
+    }
+    *sq_cpu_f(out) = (float)total;
+    return SQ_OK;
+}
+
 static sq_code mse_fwd(sq_backend *be, int64_t n, sq_view pred, sq_view target, sq_view loss,
                        sq_status *st) {
     (void)be;
@@ -847,6 +855,8 @@ void sq_cpu_ops_fill(sq_backend *be) {
     be->fuse_bwd = fuse_bwd;
     be->add = add;
     be->axpy = axpy;
+    be->scale = scale;
+    be->sumsq = sumsq;
     be->mse_fwd = mse_fwd;
     be->mse_bwd = mse_bwd;
     be->adam = adam;
