@@ -41,11 +41,10 @@ size_t sq_cuda_used_bytes(sq_backend *be);
 sq_code sq_cuda_copy_bandwidth(sq_backend *be, size_t bytes, double *gbs, sq_status *st);
 /* cuDNN's own grouped convolution (groups == in.c == cout: depthwise), the comparison path of
  * `segqa bench ops --device cuda`. Same contract as conv3d_fwd/bwd. */
-sq_code sq_cuda_cudnn_conv_fwd(sq_backend *be, const sq_conv3d *p, int groups, sq_view x,
-                               sq_view w, sq_view b, sq_view y, sq_status *st);
-sq_code sq_cuda_cudnn_conv_bwd(sq_backend *be, const sq_conv3d *p, int groups, sq_view x,
-                               sq_view w, sq_view dy, sq_view dx, sq_view dw, sq_view db,
-                               sq_status *st);
+sq_code sq_cuda_cudnn_conv_fwd(sq_backend *be, const sq_conv3d *p, int groups, sq_view x, sq_view w,
+                               sq_view b, sq_view y, sq_status *st);
+sq_code sq_cuda_cudnn_conv_bwd(sq_backend *be, const sq_conv3d *p, int groups, sq_view x, sq_view w,
+                               sq_view dy, sq_view dx, sq_view dw, sq_view db, sq_status *st);
 /* Number of cached convolution plans (tests check that repeated calls add none). */
 int sq_cuda_conv_cache_size(sq_backend *be);
 

@@ -32,8 +32,8 @@
 extern "C" {
 #endif
 
-typedef struct sq_cuda_arena sq_cuda_arena;    /* cuda_backend.c */
-typedef struct sq_cuda_conv sq_cuda_conv;      /* conv_cudnn.c: descriptors + algorithm cache */
+typedef struct sq_cuda_arena sq_cuda_arena; /* arena.c / arena.h */
+typedef struct sq_cuda_conv sq_cuda_conv;   /* conv_cudnn.c: descriptors + algorithm cache */
 
 struct sq_buf {
     char *d;      /* device memory, 256-byte aligned */
@@ -95,8 +95,8 @@ sq_code sq_cuda_conv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vie
 /* --- depthwise convolution (dwconv.cu) -------------------------------------------------------- */
 sq_code sq_cuda_dwconv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
                              sq_view y, sq_status *st);
-sq_code sq_cuda_dwconv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w,
-                             sq_view dy, sq_view dx, sq_view dw, sq_view db, sq_status *st);
+sq_code sq_cuda_dwconv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
+                             sq_view dx, sq_view dw, sq_view db, sq_status *st);
 
 /* --- BatchNorm (bn.cu) ------------------------------------------------------------------------ */
 sq_code sq_cuda_bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,

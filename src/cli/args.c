@@ -156,8 +156,8 @@ sq_code sq_cli_parse(const sq_cli_spec *spec, int argc, char **argv, sq_cli_args
     return SQ_OK;
 }
 
-struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic,
-                                  char *chosen, size_t chosen_size, sq_status *st) {
+struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic, char *chosen,
+                                  size_t chosen_size, sq_status *st) {
     sq_backend_opts o = sq_backend_opts_default();
     o.threads = threads;
     o.local_rank = sq_local_rank_from_env();

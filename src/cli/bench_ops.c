@@ -1,10 +1,12 @@
-/* bench_ops.c — `segqa bench ops`: every op of the network on the CPU backend at the shapes of the
- * paper input (batch 2 of 2x28x160x160, anisotropic downsampling of DESIGN.md §3), with time,
- * GFLOP/s or GB/s, and ratios to limits measured in the same run: the OpenBLAS sgemm peak (for
- * FLOP-bound ops) and a parallel copy bandwidth (for memory-bound ops). Depthwise convolutions are
- * run side by side with oneDNN's grouped convolution on the same shapes, forward and both backward
- * passes (oneDNN gets a 40 s wall-time budget so that a busy machine cannot push the whole bench
- * past two minutes). Times are the best of --repeat runs after a warm-up call. Writes the table as
+/* bench_ops.c — `segqa bench ops`: every op of the network on a backend (--device cpu|cuda) at the
+ * shapes of the paper input (batch 2 of 2x28x160x160, anisotropic downsampling of DESIGN.md §3),
+ * with time, GFLOP/s or GB/s, and ratios to limits measured in the same run: on the CPU the
+ * OpenBLAS sgemm peak (FLOP-bound ops) and a parallel copy bandwidth (memory-bound ops); on CUDA
+ * the device's measured copy bandwidth for every kernel (bytes = tensors read once + written once).
+ * Depthwise convolutions are run side by side with the library's grouped convolution on the same
+ * shapes (oneDNN on the CPU, cuDNN on CUDA), forward and both backward passes (the library gets a
+ * 40 s wall-time budget so that a busy machine cannot push the whole bench past two minutes).
+ * Times are the best of --repeat runs after a warm-up call, each synchronised. Writes the table as
  * Markdown to --out when given.
  */
 #include "cli.h"
@@ -15,6 +17,9 @@
 #include "core/timer.h"
 #include "nn/backend.h"
 #include "nn/cpu/cpu.h"
+#ifdef SEGQA_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 #include <cblas.h>
 #include <errno.h>
@@ -31,7 +36,8 @@ typedef struct bench {
     int repeat;
     const char *only; /* all | depthwise | dense | memory */
     FILE *md;
-    double peak_gflops, copy_gbs;
+    double peak_gflops, copy_gbs;  /* peak_gflops 0: no FLOP limit measured (CUDA) */
+    int cuda;                      /* the backend is CUDA (device memory) */
     sq_buf *A, *B, *C, *D, *E, *W; /* big scratch tensors and a parameter buffer */
     size_t big;                    /* floats in A..E */
 } bench;
@@ -86,6 +92,27 @@ static sq_view V(sq_buf *buf) {
     return sq_view_of(buf, 0);
 }
 
+/* The library's grouped convolution: oneDNN's on the CPU, cuDNN's on CUDA. */
+static sq_code ref_conv_fwd(bench *b, const sq_conv3d *p, int g, sq_view x, sq_view w, sq_view bb,
+                            sq_view y, sq_status *st) {
+#ifdef SEGQA_HAVE_CUDA
+    if (b->cuda) return sq_cuda_cudnn_conv_fwd(b->be, p, g, x, w, bb, y, st);
+#endif
+    return sq_cpu_dnnl_conv_fwd(b->be, p, g, x, w, bb, y, st);
+}
+
+static sq_code ref_conv_bwd(bench *b, const sq_conv3d *p, int g, sq_view x, sq_view w, sq_view dy,
+                            sq_view dx, sq_view dw, sq_view db, sq_status *st) {
+#ifdef SEGQA_HAVE_CUDA
+    if (b->cuda) return sq_cuda_cudnn_conv_bwd(b->be, p, g, x, w, dy, dx, dw, db, st);
+#endif
+    return sq_cpu_dnnl_conv_bwd(b->be, p, g, x, w, dy, dx, dw, db, st);
+}
+
+static const char *ref_conv_name(const bench *b) {
+    return b->cuda ? "cuDNN grouped" : "oneDNN grouped";
+}
+
 static sq_code run_job(bench *b, const job *j, sq_status *st) {
     sq_backend *be = b->be;
     const sq_view none = sq_view_none();
@@ -105,17 +132,16 @@ static sq_code run_job(bench *b, const job *j, sq_status *st) {
         const int g = j->k == K_CONV ? 1 : j->conv.in.c;
         const sq_view bb = j->bias ? bias : none;
         if (j->ps == P_FWD)
-            return j->k == K_DW ? be->dwconv3d_fwd(be, &j->conv, V(b->A), w, bb, V(b->B), st)
-                   : j->k == K_CONV
-                       ? be->conv3d_fwd(be, &j->conv, V(b->A), w, bb, V(b->B), st)
-                       : sq_cpu_dnnl_conv_fwd(be, &j->conv, g, V(b->A), w, bb, V(b->B), st);
+            return j->k == K_DW     ? be->dwconv3d_fwd(be, &j->conv, V(b->A), w, bb, V(b->B), st)
+                   : j->k == K_CONV ? be->conv3d_fwd(be, &j->conv, V(b->A), w, bb, V(b->B), st)
+                                    : ref_conv_fwd(b, &j->conv, g, V(b->A), w, bb, V(b->B), st);
         const sq_view dx = j->ps == P_BWD_DATA ? V(b->C) : none;
         const sq_view dwv = j->ps == P_BWD_WEIGHTS ? dw : none;
         const sq_view dbv = j->ps == P_BWD_WEIGHTS && j->bias ? db : none;
         return j->k == K_DW ? be->dwconv3d_bwd(be, &j->conv, V(b->A), w, V(b->B), dx, dwv, dbv, st)
                : j->k == K_CONV
                    ? be->conv3d_bwd(be, &j->conv, V(b->A), w, V(b->B), dx, dwv, dbv, st)
-                   : sq_cpu_dnnl_conv_bwd(be, &j->conv, g, V(b->A), w, V(b->B), dx, dwv, dbv, st);
+                   : ref_conv_bwd(b, &j->conv, g, V(b->A), w, V(b->B), dx, dwv, dbv, st);
     }
     case K_BN:
         if (j->ps == P_FWD)
@@ -161,9 +187,14 @@ static sq_code run_job(bench *b, const job *j, sq_status *st) {
 
 /* Best (minimum) seconds of up to `repeat` calls after one warm-up call (which creates the cached
  * primitives and workspaces); calls slower than 1 s are timed once. */
+static sq_code run_synced(bench *b, const job *j, sq_status *st) {
+    SQ_TRY(run_job(b, j, st));
+    return b->be->sync(b->be, st);
+}
+
 static sq_code time_job(bench *b, const job *j, double *sec, sq_status *st) {
     const double w0 = sq_now();
-    SQ_TRY(run_job(b, j, st));
+    SQ_TRY(run_synced(b, j, st));
     const double warm = sq_now() - w0;
     if (warm > 1.0) {
         /* a call of over a second (oneDNN's grouped convolution on a busy machine): the first
@@ -179,7 +210,7 @@ static sq_code time_job(bench *b, const job *j, double *sec, sq_status *st) {
      * convolutions would otherwise dominate the bench's run time) */
     while (done < r && (done == 0 || spent < 0.6)) {
         const double t0 = sq_now();
-        SQ_TRY(run_job(b, j, st));
+        SQ_TRY(run_synced(b, j, st));
         t[done] = sq_now() - t0;
         spent += t[done++];
     }
@@ -210,12 +241,23 @@ static double conv_flops(const sq_conv3d *p, int depthwise) {
     return 2.0 * (double)sq_shape5_numel(o) * cin * p->k[0] * p->k[1] * p->k[2];
 }
 
-/* A FLOP-bound row. */
+/* Bytes a convolution pass moves at least: its input, output and weights once each. */
+static double conv_bytes(const sq_conv3d *p, int depthwise) {
+    const double w = (double)p->cout * (depthwise ? 1 : p->in.c) * p->k[0] * p->k[1] * p->k[2];
+    return 4.0 * ((double)sq_shape5_numel(p->in) + (double)sq_shape5_numel(sq_conv3d_out(p)) + w);
+}
+
+/* A FLOP-bound row: against the sgemm peak (CPU), or the copy bandwidth (CUDA: `bytes`). */
 static void row_flops(bench *b, const char *op, const char *shape, pass ps, double sec,
-                      double flops, const char *extra) {
+                      double flops, double bytes, const char *extra) {
     const double gf = flops / sec * 1e-9;
-    out(b, "| %s | %s | %s | %.3f | %.1f GFLOP/s | %.1f %% of sgemm | %s |\n", op, shape,
-        pass_name(ps), sec * 1e3, gf, 100.0 * gf / b->peak_gflops, extra ? extra : "");
+    if (b->peak_gflops > 0)
+        out(b, "| %s | %s | %s | %.3f | %.1f GFLOP/s | %.1f %% of sgemm | %s |\n", op, shape,
+            pass_name(ps), sec * 1e3, gf, 100.0 * gf / b->peak_gflops, extra ? extra : "");
+    else
+        out(b, "| %s | %s | %s | %.3f | %.1f GFLOP/s | %.0f %% of copy (%.0f GB/s) | %s |\n", op,
+            shape, pass_name(ps), sec * 1e3, gf, 100.0 * bytes / sec * 1e-9 / b->copy_gbs,
+            bytes / sec * 1e-9, extra ? extra : "");
 }
 
 /* A memory-bound row: bytes = each input read once + each output written once. */
@@ -289,7 +331,8 @@ static sq_code bench_dense(bench *b, sq_status *st) {
         {"BiFPN lateral 1x1x1 (P3)", conv_of(2, 40, 14, 20, 20, 64, 1, 1, 1, 1, 1), 0},
         {"BiFPN pointwise 1x1x1 (P3)", conv_of(2, 64, 14, 20, 20, 64, 1, 1, 1, 1, 1), 1},
     };
-    out(b, "\n### Dense 3D convolution (oneDNN, cached primitives, plain NCDHW)\n\n");
+    out(b, "\n### Dense 3D convolution (%s, cached plans, plain NCDHW)\n\n",
+        b->cuda ? "cuDNN / cuBLAS" : "oneDNN");
     out(b, "| op | input -> cout | pass | ms | rate | vs limit | note "
            "|\n|---|---|---|---:|---:|---:|---|\n");
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
@@ -300,7 +343,7 @@ static sq_code bench_dense(bench *b, sq_status *st) {
             job j = {.k = K_CONV, .ps = ps, .conv = cs[i].p, .bias = cs[i].bias};
             double sec;
             SQ_TRY(time_job(b, &j, &sec, st));
-            row_flops(b, cs[i].name, sh, ps, sec, conv_flops(&cs[i].p, 0),
+            row_flops(b, cs[i].name, sh, ps, sec, conv_flops(&cs[i].p, 0), conv_bytes(&cs[i].p, 0),
                       cs[i].bias ? "with bias" : NULL);
         }
     }
@@ -333,10 +376,10 @@ static sq_code bench_depthwise(bench *b, sq_status *st) {
     double dnnl_spent = 0.0, flops_tot = 0;
     double tot_ours[3] = {0}, cmp_ours[3] = {0}, cmp_dnnl[3] = {0}, logsum[3] = {0};
     int ncmp[3] = {0};
-    out(b, "\n### Depthwise 3D convolution: ours (%s) vs oneDNN 2.6 grouped convolution\n\n",
-        sq_cpu_isa_name(sq_cpu_of(b->be)->isa));
-    out(b, "| op | input | pass | ms | rate | vs limit | oneDNN grouped "
-           "|\n|---|---|---|---:|---:|---:|---|\n");
+    out(b, "\n### Depthwise 3D convolution: ours (%s) vs %s convolution\n\n", b->be->description,
+        ref_conv_name(b));
+    out(b, "| op | input | pass | ms | rate | vs limit | %s |\n|---|---|---|---:|---:|---:|---|\n",
+        ref_conv_name(b));
     for (int i = 0; i < ncase; i++) {
         char sh[64], note[128];
         shape_str(sh, sizeof sh, cs[i].p.in);
@@ -348,8 +391,8 @@ static sq_code bench_depthwise(bench *b, sq_status *st) {
             SQ_TRY(time_job(b, &j, &t_ours, st));
             tot_ours[ps] += t_ours;
             if (dnnl_spent > dnnl_budget) {
-                snprintf(note, sizeof note, "skipped (oneDNN time budget of %.0f s spent)",
-                         dnnl_budget);
+                snprintf(note, sizeof note, "skipped (%s time budget of %.0f s spent)",
+                         ref_conv_name(b), dnnl_budget);
             } else {
                 j.k = K_DNNL_DW;
                 const double t0 = sq_now();
@@ -362,14 +405,15 @@ static sq_code bench_depthwise(bench *b, sq_status *st) {
                 snprintf(note, sizeof note, "%.3f ms, %.1f GFLOP/s: ours **%.1fx**", t_dnnl * 1e3,
                          fl / t_dnnl * 1e-9, t_dnnl / t_ours);
             }
-            row_flops(b, cs[i].name, sh, ps, t_ours, fl, note);
+            row_flops(b, cs[i].name, sh, ps, t_ours, fl, conv_bytes(&cs[i].p, 1), note);
         }
     }
     out(b, "\n**Depthwise summary** (all %d shapes, %.2f GFLOP per pass):\n\n", ncase,
         flops_tot * 1e-9);
-    out(b, "| pass | ours total ms | ours GFLOP/s | shapes compared | oneDNN ms on those | ours ms "
-           "on those | speed-up (total time) | speed-up (geo. mean) "
-           "|\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out(b,
+        "| pass | ours total ms | ours GFLOP/s | shapes compared | library ms on those | ours ms "
+        "on those | speed-up (total time) | speed-up (geo. mean) "
+        "|\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int ps = P_FWD; ps <= P_BWD_WEIGHTS; ps++)
         out(b, "| %s | %.1f | %.1f | %d | %.1f | %.1f | **%.1fx** | %.1fx |\n", pass_name(ps),
             tot_ours[ps] * 1e3, flops_tot / tot_ours[ps] * 1e-9, ncmp[ps], cmp_dnnl[ps] * 1e3,
@@ -460,12 +504,32 @@ static sq_code bench_memory_ops(bench *b, sq_status *st) {
     return SQ_OK;
 }
 
-static sq_code fill_random(bench *b, sq_buf *buf, size_t n, float lo, float hi, uint32_t seed) {
-    float *p = b->be->buf_host(b->be, buf);
+static sq_code fill_random(bench *b, sq_buf *buf, size_t n, float lo, float hi, uint32_t seed,
+                           sq_status *st) {
+    float *p = sq_alloc(n * sizeof(float));
+    if (!p) return sq_fail(st, SQ_ERR_NOMEM, "bench ops: out of memory");
     sq_rng r;
     sq_rng_init(&r, 7, seed, 0);
     for (size_t i = 0; i < n; i++)
         p[i] = sq_rng_uniform_range(&r, lo, hi);
+    sq_code rc = b->be->upload(b->be, buf, 0, p, n * sizeof(float), st);
+    if (rc == SQ_OK) rc = b->be->sync(b->be, st);
+    sq_free(p);
+    return rc;
+}
+
+/* The limits of this run: sgemm peak and parallel copy on the CPU; copy bandwidth on CUDA. */
+static sq_code measure_limits(bench *b, int threads, sq_status *st) {
+#ifdef SEGQA_HAVE_CUDA
+    if (b->cuda) {
+        b->peak_gflops = 0;
+        return sq_cuda_copy_bandwidth(b->be, b->big * sizeof(float), &b->copy_gbs, st);
+    }
+#endif
+    (void)st;
+    b->peak_gflops = measure_sgemm(threads);
+    b->copy_gbs =
+        measure_copy(threads, b->be->buf_host(b->be, b->A), b->be->buf_host(b->be, b->B), b->big);
     return SQ_OK;
 }
 
@@ -475,22 +539,23 @@ static sq_code bench_run(bench *b, int threads, sq_status *st) {
     sq_buf **bufs[5] = {&b->A, &b->B, &b->C, &b->D, &b->E};
     for (int i = 0; i < 5; i++) {
         SQ_TRY(be->buf_alloc(be, b->big * sizeof(float), bufs[i], st));
-        SQ_TRY(fill_random(b, *bufs[i], b->big, -1.0f, 1.0f, (uint32_t)i));
+        SQ_TRY(fill_random(b, *bufs[i], b->big, -1.0f, 1.0f, (uint32_t)i, st));
     }
     SQ_TRY(be->buf_alloc(be, (size_t)(4 << 20) * sizeof(float), &b->W, st));
-    SQ_TRY(fill_random(b, b->W, (size_t)4 << 20, 0.1f, 1.0f, 9));
-
-    b->peak_gflops = measure_sgemm(threads);
-    b->copy_gbs = measure_copy(threads, be->buf_host(be, b->A), be->buf_host(be, b->B), b->big);
+    SQ_TRY(fill_random(b, b->W, (size_t)4 << 20, 0.1f, 1.0f, 9, st));
+    SQ_TRY(measure_limits(b, threads, st));
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    out(b, "## segqa bench ops — CPU backend, %d threads, best of %d runs (%s)\n\n", threads,
-        b->repeat, when);
-    out(b,
-        "Limits measured in this run: OpenBLAS `cblas_sgemm` 1536^3 on %d threads **%.1f "
-        "GFLOP/s**; parallel copy (read + write) **%.1f GB/s**. Depthwise kernels: %s.\n",
-        threads, b->peak_gflops, b->copy_gbs, sq_cpu_isa_name(sq_cpu_of(be)->isa));
+    out(b, "## segqa bench ops — %s, best of %d runs (%s)\n\n", be->description, b->repeat, when);
+    if (b->cuda)
+        out(b, "Limit measured in this run: device-to-device copy (read + write) **%.1f GB/s**.\n",
+            b->copy_gbs);
+    else
+        out(b,
+            "Limits measured in this run: OpenBLAS `cblas_sgemm` 1536^3 on %d threads **%.1f "
+            "GFLOP/s**; parallel copy (read + write) **%.1f GB/s**. Depthwise kernels: %s.\n",
+            threads, b->peak_gflops, b->copy_gbs, sq_cpu_isa_name(sq_cpu_of(be)->isa));
     out(b, "Shapes: the network at the paper input, batch 2 of 2x28x160x160, anisotropic rule "
            "(depth 28 kept for the first two stride-2 steps).\n");
     if (!strcmp(b->only, "all") || !strcmp(b->only, "depthwise")) SQ_TRY(bench_depthwise(b, st));
@@ -501,7 +566,7 @@ static sq_code bench_run(bench *b, int threads, sq_status *st) {
 
 int sq_bench_ops(int argc, char **argv) {
     long long threads = 2, repeat = 5;
-    char outpath[4096] = "", only[32] = "all";
+    char outpath[4096] = "", only[32] = "all", device[8] = "cpu";
     const sq_option opts[] = {
         {"threads", 't', SQ_OPT_INT, &threads, 0, "N", "OpenMP / OpenBLAS threads", NULL, 1, 256},
         {"repeat", 'r', SQ_OPT_INT, &repeat, 0, "N", "timed runs per op (the best is reported)",
@@ -510,14 +575,17 @@ int sq_bench_ops(int argc, char **argv) {
          "also write the table as Markdown to this file", NULL, 0, 0},
         {"only", 0, SQ_OPT_CHOICE, only, sizeof only, "PART", "run only one part of the table",
          "all|depthwise|dense|memory", 0, 0},
+        {"device", 0, SQ_OPT_CHOICE, device, sizeof device, "DEV", SQ_CLI_DEVICE_HELP,
+         "cpu|cuda|auto", 0, 0},
     };
     const sq_cli_spec spec = {
         .command = "bench ops",
         .usage = "segqa bench ops [options]",
         .description =
-            "Time every op of the network on the CPU backend at the paper shapes (forward and\n"
-            "backward), against the sgemm peak and copy bandwidth measured in the same run, and\n"
-            "the depthwise convolutions side by side with oneDNN's grouped convolution.",
+            "Time every op of the network on a backend at the paper shapes (forward and\n"
+            "backward), against limits measured in the same run (CPU: sgemm peak and copy\n"
+            "bandwidth; CUDA: copy bandwidth), and the depthwise convolutions side by side with\n"
+            "the library's grouped convolution (oneDNN on the CPU, cuDNN on CUDA).",
         .opts = opts,
         .nopts = (int)(sizeof opts / sizeof opts[0]),
         .min_pos = 0,
@@ -540,7 +608,9 @@ int sq_bench_ops(int argc, char **argv) {
         }
     }
     const double t0 = sq_now();
-    b.be = sq_backend_cpu_create((int)threads, &st);
+    char chosen[512];
+    b.be = sq_cli_backend(device, (int)threads, 0, chosen, sizeof chosen, &st);
+    if (b.be) b.cuda = b.be->device_memory;
     sq_code rc = b.be ? bench_run(&b, (int)threads, &st) : st.code;
     if (rc == SQ_OK) out(&b, "\nTotal bench time %.1f s.\n", sq_now() - t0);
     if (b.be) {

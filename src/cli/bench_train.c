@@ -197,8 +197,8 @@ static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, do
              "OMP_NUM_THREADS=%lld %s %s bench %s --threads %lld --batch %lld --warmup %lld "
              "--train-steps %lld --infer-steps %lld --device %s --tf32 %d",
              o->threads, o->python, script, cfg, o->threads, o->batch, o->warmup,
-             train ? o->steps : 0, train ? 0 : o->steps,
-             strcmp(o->device, "cpu") ? "cuda" : "cpu", o->tf32);
+             train ? o->steps : 0, train ? 0 : o->steps, strcmp(o->device, "cpu") ? "cuda" : "cpu",
+             o->tf32);
     FILE *p = popen(cmd, "r");
     char *buf = calloc(1 << 20, 1);
     size_t got = 0, r;
@@ -270,8 +270,8 @@ static void emit_table(FILE *md, const bopts *o, const sq_model_config *c, const
          "(%s); backend %s; %lld threads; %s math; %lld warm-up + %lld timed steps.\n\n",
          o->batch, c->in_channels, c->depth, c->height, c->width, c->spacing[0], c->spacing[1],
          c->spacing[2], sq_depth_rule_name(c->depth_rule), r->flops / 1e9,
-         r->train ? "a training step counts 3x forward" : "forward only", r->oi.backend,
-         o->threads, o->tf32 ? "TF32" : "strict FP32", o->warmup, o->steps);
+         r->train ? "a training step counts 3x forward" : "forward only", r->oi.backend, o->threads,
+         o->tf32 ? "TF32" : "strict FP32", o->warmup, o->steps);
     emit(md, "| impl | median ms | min ms | max ms | GFLOP/s | peak RSS MiB | peak device MiB | "
              "ratio to PyTorch |\n");
     emit(md, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -287,7 +287,8 @@ static void emit_table(FILE *md, const bopts *o, const sq_model_config *c, const
         emit(md,
              "\n**ratio segqa / PyTorch (median): %.3f** (target <= %s); ratio of the minima: "
              "%.3f\n",
-             med / tmed, cuda ? "0.5" : "0.2", min_of(r->ours, r->n) / min_of(r->theirs, r->ntheirs));
+             med / tmed, cuda ? "0.5" : "0.2",
+             min_of(r->ours, r->n) / min_of(r->theirs, r->ntheirs));
         if (cuda && r->ti.device_peak)
             emit(md, "\npeak device memory segqa / PyTorch: %.3f (target <= 1)\n",
                  (double)r->oi.device_peak / (double)r->ti.device_peak);
@@ -319,7 +320,8 @@ static sq_code write_report(const bopts *o, const sq_model_config *c, const char
     FILE *md = fopen(tmp, "w");
     if (md && oldlen) fwrite(old, 1, oldlen, md);
     free(old);
-    if (!md) return sq_fail(st, SQ_ERR_IO, "%s: cannot open for writing (%s)", o->out, strerror(errno));
+    if (!md)
+        return sq_fail(st, SQ_ERR_IO, "%s: cannot open for writing (%s)", o->out, strerror(errno));
     emit_table(md, o, c, cmdname, r);
     sq_code rc = SQ_OK;
     if (ferror(md) | fclose(md)) rc = sq_fail(st, SQ_ERR_IO, "%s: write failed", tmp);

@@ -36,8 +36,8 @@ int sq_cli_report(const char *command, const sq_status *st);
 /* The compute backend a command asked for (--device cpu|cuda|auto), created through the registry;
  * `chosen` gets the line saying which (and why, for auto). NULL with `st` filled. */
 struct sq_backend;
-struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic,
-                                  char *chosen, size_t chosen_size, sq_status *st);
+struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic, char *chosen,
+                                  size_t chosen_size, sq_status *st);
 #define SQ_CLI_DEVICE_HELP "compute backend: cpu, cuda or auto (CUDA when a GPU is usable)"
 
 /* Subcommands: each returns the process exit code. */

@@ -35,7 +35,7 @@ int sq_cmd_demo(int argc, char **argv) {
     long long ranks = 2, folds = 5, epochs = 12, threads = 1, seed = 20221, limit = 0, batch = 8,
               decay_epoch = 9;
     double lr = 5e-3, lr_decayed = 5e-4;
-    char augment[16] = "robust";
+    char augment[16] = "robust", device[8] = "cpu";
     const sq_option opts[] = {
         {"data", 'd', SQ_OPT_STRING, data, sizeof data, "DIR",
          "bundled data set (images/, labels/, MANIFEST.tsv)", NULL, 0, 0},
@@ -58,6 +58,8 @@ int sq_cmd_demo(int argc, char **argv) {
          "paper|robust|none", 0, 0},
         {"limit", 0, SQ_OPT_INT, &limit, 0, "N", "use the first N cases only (0: all)", NULL, 0,
          100000},
+        {"device", 0, SQ_OPT_CHOICE, device, sizeof device, "DEV", SQ_CLI_DEVICE_HELP,
+         "cpu|cuda|auto", 0, 0},
     };
     const sq_cli_spec spec = {
         .command = "demo",
@@ -184,6 +186,8 @@ int sq_cmd_demo(int argc, char **argv) {
                     lrd,
                     "--decay-epoch",
                     de,
+                    "--device",
+                    device,
                     NULL};
     if (getuid() == 0) { /* Open MPI refuses root without it */
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
@@ -191,8 +195,8 @@ int sq_cmd_demo(int argc, char **argv) {
     }
     printf(
         "running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
-        "--lr %s --lr-decayed %s --decay-epoch %s\n",
-        SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de);
+        "--lr %s --lr-decayed %s --decay-epoch %s --device %s\n",
+        SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de, device);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {

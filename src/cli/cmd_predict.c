@@ -241,8 +241,10 @@ int sq_cmd_predict(int argc, char **argv) {
     if (rc == SQ_OK) {
         char chosen[512];
         be = sq_cli_backend(device, (int)threads, 0, chosen, sizeof chosen, &st);
-        if (!be) rc = st.code ? st.code : SQ_ERR_INTERNAL;
-        else sq_debug("predict: backend %s", chosen);
+        if (!be)
+            rc = st.code ? st.code : SQ_ERR_INTERNAL;
+        else
+            sq_debug("predict: backend %s", chosen);
     }
     if (rc == SQ_OK) rc = sq_model_create(&mc, be, &m, &st);
     if (rc == SQ_OK) rc = sq_checkpoint_load(ckpt, m, NULL, &info, &st);

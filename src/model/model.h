@@ -44,8 +44,8 @@ typedef struct sq_model_config {
     int fpn_channels;         /* BiFPN width, 64 */
     int fpn_repeats;          /* BiFPN cells, 3 */
     sq_depth_rule depth_rule;
-    double image_scale;       /* channel 0 is multiplied by this on entry (1/255: [0,255] -> [0,1]) */
-    double bn_momentum;       /* running-statistics momentum, PyTorch convention (0.1) */
+    double image_scale; /* channel 0 is multiplied by this on entry (1/255: [0,255] -> [0,1]) */
+    double bn_momentum; /* running-statistics momentum, PyTorch convention (0.1) */
 } sq_model_config;
 
 /* The paper's config: 2 x 28 x 160 x 160 at 3.9 x 0.59 x 0.59 mm, anisotropic. */

@@ -91,8 +91,7 @@ typedef enum sq_act {
  * 2 times per BN forward, once per backward. */
 typedef struct sq_backend sq_backend;
 typedef struct sq_bn_sync {
-    sq_code (*sum)(void *ctx, sq_backend *be, sq_buf *buf, size_t off_bytes, int n,
-                   sq_status *st);
+    sq_code (*sum)(void *ctx, sq_backend *be, sq_buf *buf, size_t off_bytes, int n, sq_status *st);
     void *ctx;
 } sq_bn_sync;
 
@@ -146,10 +145,10 @@ sq_code sq_resize3d_check(const sq_resize3d *p, sq_status *st);
 sq_code sq_shape5_check(sq_shape5 s, const char *op, sq_status *st);
 
 struct sq_backend {
-    const char *name;  /* "cpu", "cuda" */
-    void *impl;        /* backend private state */
-    int device_memory; /* 1: buffers live in device memory (buf_host is NULL, buf_native is a
-                          device pointer); 0: host memory */
+    const char *name;      /* "cpu", "cuda" */
+    void *impl;            /* backend private state */
+    int device_memory;     /* 1: buffers live in device memory (buf_host is NULL, buf_native is a
+                              device pointer); 0: host memory */
     char description[160]; /* e.g. "cpu (2 threads, avx2+fma)", "cuda:0 NVIDIA H200 (sm_90)" */
 
     /* --- lifetime, memory and stream ------------------------------------------------------ */

@@ -85,7 +85,8 @@ sq_backend *sq_backend_create(const char *name, const sq_backend_opts *opts, cha
     }
     char why[256] = "", msg[320];
     if (sq_backend_cuda_usable(why, sizeof why)) {
-        if ((be = create_cuda(&o, st))) say(chosen, chosen_size, be, "(auto: a usable GPU was found)");
+        if ((be = create_cuda(&o, st)))
+            say(chosen, chosen_size, be, "(auto: a usable GPU was found)");
         return be;
     }
     if ((be = sq_backend_cpu_create(o.threads, st))) {

@@ -424,8 +424,8 @@ static sq_code bn_sync_sum(void *ctx, sq_backend *be, sq_buf *buf, size_t off, i
     const sq_group *g = ctx;
     if (!be->device_memory) {
         SQ_TRY(be->sync(be, st));
-        return sq_allreduce_sum_doubles(g, (double *)(void *)((char *)be->buf_native(be, buf) + off),
-                                        n, st);
+        return sq_allreduce_sum_doubles(
+            g, (double *)(void *)((char *)be->buf_native(be, buf) + off), n, st);
     }
     double *h = malloc((size_t)n * sizeof *h);
     if (!h) return sq_fail(st, SQ_ERR_NOMEM, "synchronised BN: out of memory (%d sums)", n);

@@ -56,6 +56,12 @@ expect cmd-help 0 '--config FILE.json' -- "$SEGQA" check --help
 expect help-cmd 0 'usage: segqa check' -- "$SEGQA" help check
 expect help-unknown 2 "unknown command 'nope'" -- "$SEGQA" help nope
 expect bench-unknown 2 "unknown benchmark 'nope'" -- "$SEGQA" bench nope
+# --device: where there is no GPU (every CI machine), cuda fails with one line, auto falls back
+expect device-bogus 2 "device" -- "$SEGQA" bench ops --device tpu
+one_line_error device-bogus
+expect device-cuda-no-gpu 1 "^segqa bench ops: --device cuda: (no usable GPU \(.+\)|this segqa was built without the CUDA backend)" -- "$SEGQA" bench ops --device cuda
+one_line_error device-cuda-no-gpu
+expect device-help 0 "--device DEV" -- "$SEGQA" train --help
 
 echo '{"data": "/nonexistent/segqa-data"}' >"$tmp/cfg.json"
 expect config-applies 1 'FAIL +/nonexistent/segqa-data/MANIFEST.tsv: cannot open' -- "$SEGQA" check --config "$tmp/cfg.json"

@@ -13,13 +13,13 @@
 #define MIB ((size_t)1 << 20)
 
 typedef struct fake_dev {
-    size_t budget;  /* bytes the fake device holds */
-    size_t taken;   /* bytes currently allocated */
-    int fail_next;  /* the next N allocs report out of memory */
-    int hard_fail;  /* the next alloc fails with SQ_ERR_DEVICE */
-    long live;      /* allocations not yet released */
-    long quiesced;  /* quiesce calls */
-    size_t *sizes;  /* size per live pointer, kept in a small table */
+    size_t budget; /* bytes the fake device holds */
+    size_t taken;  /* bytes currently allocated */
+    int fail_next; /* the next N allocs report out of memory */
+    int hard_fail; /* the next alloc fails with SQ_ERR_DEVICE */
+    long live;     /* allocations not yet released */
+    long quiesced; /* quiesce calls */
+    size_t *sizes; /* size per live pointer, kept in a small table */
     void **ptrs;
     int nptr, capptr;
 } fake_dev;
@@ -163,8 +163,8 @@ static void test_peaks(void) {
     sq_arena_free(a, p[0]);
     ok = ok && sq_arena_alloc(a, 100, &p[2], &c, &st) == SQ_OK && c == 512;
     sq_arena_stats s = sq_arena_get_stats(a);
-    ok = ok && s.in_use == 10 * MIB + 512 && s.cached == 4 * MIB &&
-         s.peak == 14 * MIB + 512 && s.peak_in_use == 14 * MIB;
+    ok = ok && s.in_use == 10 * MIB + 512 && s.cached == 4 * MIB && s.peak == 14 * MIB + 512 &&
+         s.peak_in_use == 14 * MIB;
     sq_arena_free(a, p[1]);
     sq_arena_free(a, p[2]);
     s = sq_arena_get_stats(a);

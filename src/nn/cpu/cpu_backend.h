@@ -7,9 +7,6 @@
 
 #ifdef __cplusplus
 extern "C" {
-#ifdef __cplusplus
-}
-#endif
 #endif
 
 /* oneDNN for dense convolutions, own AVX2/portable kernels for the rest, OpenMP with `threads`

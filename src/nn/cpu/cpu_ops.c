@@ -507,7 +507,6 @@ static sq_code chscale_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale
 
 /* ---- max pooling --------------------------------------------------------------------------- */
 
-
 /* Index within the plane of the first maximum of the window of output (od, oh, ow). */
 static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int oh, int ow) {
     const sq_shape5 s = p->in;
@@ -572,7 +571,6 @@ static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
 }
 
 /* ---- nearest resize ---------------------------------------------------------------------- */
-
 
 static sq_code resize3d_fwd(sq_backend *be, const sq_resize3d *p, sq_view x, sq_view y,
                             sq_status *st) {
@@ -774,7 +772,8 @@ static sq_code sumsq(sq_backend *be, int64_t n, sq_view x, sq_view out, sq_statu
     double total = 0.0;
     if (nb > 0) {
         double *part = malloc((size_t)nb * sizeof *part);
-        if (!part) return sq_fail(st, SQ_ERR_NOMEM, "sumsq: out of memory (%lld blocks)", (long long)nb);
+        if (!part)
+            return sq_fail(st, SQ_ERR_NOMEM, "sumsq: out of memory (%lld blocks)", (long long)nb);
 #pragma omp parallel for schedule(static) NT
         for (int64_t b = 0; b < nb; b++) {
             const int64_t lo = b * RBLOCK, hi = lo + RBLOCK < n ? lo + RBLOCK : n;

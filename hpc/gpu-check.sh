@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# gpu-check.sh — the whole GPU verification of segqa in one run on the GPU machine (DESIGN §7).
+#
+# Prepared here by hpc/gpu-pack.sh (programs built for sm_90 plus their non-CUDA shared libraries,
+# gpu-pack/segqa-gpu.tar.xz); run there from the repository root:
+#     device run: carry gpu-pack, command  bash hpc/gpu-check.sh
+# Stages, each printed as PASS/FAIL/SKIP with its figures, all into one log:
+#   (a) device, driver and library versions; every program's libraries resolved
+#   (b) the conformance suite, CUDA against CPU, every op (tests/nn)
+#   (c) the whole network forward, backward and one Adam step, CUDA against CPU, small and paper
+#       shape (tests/model/test_model_backends)
+#   (d) compute-sanitizer memcheck of the conformance suite at small shapes
+#   (e) segqa bench ops / infer / train --device cuda against PyTorch on the same device
+# Writes $OUT/gpu-check.log and $OUT/summary.md (or results/gpu/ when OUT is unset). Stages have
+# their own time limits so that the whole run stays under 8 minutes. Exit 0 only when every stage
+# passed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-$here/results/gpu}
+mkdir -p "$out"
+log=$out/gpu-check.log
+summary=$out/summary.md
+: > "$log"
+t_start=$(date +%s)
+declare -a rows
+status_all=0
+
+say() { echo "$*" | tee -a "$log"; }
+stage() { # stage NAME RESULT FIGURES
+  rows+=("| $1 | $2 | $3 |")
+  say "== stage $1: $2 — $3"
+  [ "$2" = PASS ] || status_all=1
+}
+
+# ---- unpack and find the libraries --------------------------------------------------------------
+pack_tar=$here/gpu-pack/segqa-gpu.tar.xz
+work=/tmp/segqa-gpu
+if [ ! -f "$pack_tar" ]; then
+  stage "a: load" FAIL "no $pack_tar: run hpc/gpu-pack.sh here and carry gpu-pack"
+else
+  rm -rf "$work" && mkdir -p "$work" && tar -C "$work" -xJf "$pack_tar"
+fi
+bin=$work/segqa-gpu/bin
+py=$(command -v python3 || echo python3)
+wheel_libs=$("$py" - <<'PY' 2>/dev/null
+import importlib, os
+dirs = []
+for mod in ("nvidia.cudnn", "nvidia.cublas", "nvidia.nccl", "nvidia.cuda_runtime", "nvidia.cu13"):
+    try:
+        m = importlib.import_module(mod)
+    except Exception:
+        continue
+    for p in getattr(m, "__path__", []):
+        for sub in ("lib", "lib64"):
+            d = os.path.join(p, sub)
+            if os.path.isdir(d):
+                dirs.append(d)
+print(":".join(dirs))
+PY
+)
+export LD_LIBRARY_PATH=$work/segqa-gpu/lib${wheel_libs:+:$wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# PyTorch must not see our packed libraries (another libstdc++): a clean-environment wrapper.
+cat > /tmp/segqa-python <<PYW
+#!/bin/sh
+unset LD_LIBRARY_PATH
+exec "$py" "\$@"
+PYW
+chmod +x /tmp/segqa-python
+
+# ---- (a) versions -------------------------------------------------------------------------------
+{
+  say "gpu-check started $(date -u +%FT%TZ) in $here"
+  [ -f "$work/segqa-gpu/MANIFEST.txt" ] && cat "$work/segqa-gpu/MANIFEST.txt" >> "$log"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee -a "$log"
+  nvcc --version 2>&1 | tail -2 | tee -a "$log"
+  /tmp/segqa-python -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "device", torch.cuda.get_device_name(0))' 2>&1 | tee -a "$log"
+  "$py" -m pip list 2>/dev/null | grep -Ei '^nvidia-(cudnn|cublas|nccl|cuda-runtime)' | tee -a "$log"
+  say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+}
+missing=""
+for p in segqa test_nn_backend test_model_backends; do
+  if [ ! -x "$bin/$p" ]; then missing="$missing $p(not packed)"; continue; fi
+  m=$(ldd "$bin/$p" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
+  [ -n "$m" ] && missing="$missing $p: $m"
+done
+if [ -z "$missing" ] && [ -x "$bin/segqa" ]; then
+  ver=$("$bin/segqa" --version 2>&1 | tr '\n' ' ')
+  say "$ver"
+  stage "a: versions and libraries" PASS "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null); every library resolved"
+else
+  stage "a: versions and libraries" FAIL "missing:$missing"
+fi
+
+run_stage() { # run_stage NAME TIMEOUT_S FIGURE_GREP cmd...
+  local name=$1 limit=$2 grep_re=$3; shift 3
+  local t0=$(date +%s) rc
+  say "-- $name: $*"
+  timeout "$limit" "$@" > "$out/stage.tmp" 2>&1
+  rc=$?
+  cat "$out/stage.tmp" >> "$log"
+  local fig
+  fig=$(grep -E "$grep_re" "$out/stage.tmp" | tail -3 | tr '\n' ';' | cut -c1-400)
+  local dt=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) stage "$name" PASS "${fig:-ok} (${dt} s)" ;;
+    77) stage "$name" SKIP "${fig:-skipped} (${dt} s)" ;;
+    124) stage "$name" FAIL "timed out after ${limit} s" ;;
+    *) stage "$name" FAIL "exit $rc: $(grep -E 'FAIL|error|Error' "$out/stage.tmp" | head -5 | tr '\n' ';' | cut -c1-400) (${dt} s)" ;;
+  esac
+}
+
+# ---- (b) conformance, (c) whole network, (d) memcheck ---------------------------------------------
+run_stage "b: conformance CUDA vs CPU" 150 'summary|worst|PASS$|FAIL' "$bin/test_nn_backend" cuda
+run_stage "c: whole network CUDA vs CPU" 150 'params after|gradients|PASS$|FAIL$' "$bin/test_model_backends" cuda
+san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ -n "$san" ]; then
+  run_stage "d: compute-sanitizer memcheck (small shapes)" 180 'ERROR SUMMARY|FAIL' \
+    "$san" --tool memcheck --leak-check full --error-exitcode 9 "$bin/test_nn_backend" cuda --small
+else
+  stage "d: compute-sanitizer memcheck (small shapes)" FAIL "compute-sanitizer not found"
+fi
+
+# ---- (e) benchmarks against PyTorch on the same device ---------------------------------------------
+cd "$here"
+export SEGQA_SOURCE_DIR=$here
+run_stage "e1: bench ops --device cuda" 120 'summary|Total bench' "$bin/segqa" bench ops --device cuda --repeat 5 --out "$out/ops-cuda.md"
+run_stage "e2: bench infer --device cuda (batch 1)" 90 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
+run_stage "e3: bench train --device cuda (batch 2)" 120 'ratio|target|TFLOP' "$bin/segqa" bench train --device cuda --steps 30 --warmup 5 --python /tmp/segqa-python --out "$out/train-cuda.md"
+run_stage "e4: bench infer --device cuda --tf32" 60 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --tf32 --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
+rm -f "$out/stage.tmp"
+
+# ---- summary -----------------------------------------------------------------------------------------
+{
+  echo "# segqa gpu-check — $(date -u +%F) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+  echo
+  echo "| stage | result | figures |"
+  echo "|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Whole run: $(( $(date +%s) - t_start )) s. Full log: gpu-check.log; benchmark tables: ops-cuda.md, infer-cuda.md, train-cuda.md."
+} > "$summary"
+cat "$summary" | tee -a "$log"
+exit $status_all
