@@ -83,17 +83,25 @@ for p in segqa test_nn_backend test_model_backends; do
   m=$(ldd "$bin/$p" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
   [ -n "$m" ] && missing="$missing $p: $m"
 done
-if [ -z "$missing" ] && [ -x "$bin/segqa" ]; then
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ "${gpus:-0}" -lt 1 ]; then
+  stage "a: versions and libraries" FAIL "no GPU visible (nvidia-smi -L lists none): every GPU stage below is SKIPPED, not passed"
+elif [ -z "$missing" ] && [ -x "$bin/segqa" ]; then
   ver=$("$bin/segqa" --version 2>&1 | tr '\n' ' ')
   say "$ver"
-  stage "a: versions and libraries" PASS "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null); every library resolved"
+  stage "a: versions and libraries" PASS "$gpus GPU(s): $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1); every library resolved"
 else
   stage "a: versions and libraries" FAIL "missing:$missing"
 fi
 
+budget_s=${SEGQA_GPU_CHECK_BUDGET_S:-450} # later stages are not started past this (8-minute run)
 run_stage() { # run_stage NAME TIMEOUT_S FIGURE_GREP cmd...
   local name=$1 limit=$2 grep_re=$3; shift 3
   local t0=$(date +%s) rc
+  if [ $(( t0 - t_start )) -gt "$budget_s" ]; then
+    stage "$name" FAIL "not started: the run's time budget of ${budget_s} s was spent"
+    return
+  fi
   say "-- $name: $*"
   timeout "$limit" "$@" > "$out/stage.tmp" 2>&1
   rc=$?
@@ -110,11 +118,11 @@ run_stage() { # run_stage NAME TIMEOUT_S FIGURE_GREP cmd...
 }
 
 # ---- (b) conformance, (c) whole network, (d) memcheck ---------------------------------------------
-run_stage "b: conformance CUDA vs CPU" 150 'summary|worst|PASS$|FAIL' "$bin/test_nn_backend" cuda
-run_stage "c: whole network CUDA vs CPU" 150 'params after|gradients|PASS$|FAIL$' "$bin/test_model_backends" cuda
+run_stage "b: conformance CUDA vs CPU" 120 'summary|worst|PASS$|FAIL' "$bin/test_nn_backend" cuda
+run_stage "c: whole network CUDA vs CPU" 120 'params after|gradients|PASS$|FAIL$' "$bin/test_model_backends" cuda
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$san" ]; then
-  run_stage "d: compute-sanitizer memcheck (small shapes)" 180 'ERROR SUMMARY|FAIL' \
+  run_stage "d: compute-sanitizer memcheck (small shapes)" 150 'ERROR SUMMARY|FAIL' \
     "$san" --tool memcheck --leak-check full --error-exitcode 9 "$bin/test_nn_backend" cuda --small
 else
   stage "d: compute-sanitizer memcheck (small shapes)" FAIL "compute-sanitizer not found"
@@ -123,10 +131,10 @@ fi
 # ---- (e) benchmarks against PyTorch on the same device ---------------------------------------------
 cd "$here"
 export SEGQA_SOURCE_DIR=$here
-run_stage "e1: bench ops --device cuda" 120 'summary|Total bench' "$bin/segqa" bench ops --device cuda --repeat 5 --out "$out/ops-cuda.md"
-run_stage "e2: bench infer --device cuda (batch 1)" 90 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
-run_stage "e3: bench train --device cuda (batch 2)" 120 'ratio|target|TFLOP' "$bin/segqa" bench train --device cuda --steps 30 --warmup 5 --python /tmp/segqa-python --out "$out/train-cuda.md"
-run_stage "e4: bench infer --device cuda --tf32" 60 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --tf32 --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
+run_stage "e1: bench ops --device cuda" 90 'summary|Total bench' "$bin/segqa" bench ops --device cuda --repeat 5 --out "$out/ops-cuda.md"
+run_stage "e2: bench infer --device cuda (batch 1)" 60 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
+run_stage "e3: bench train --device cuda (batch 2)" 90 'ratio|target|TFLOP' "$bin/segqa" bench train --device cuda --steps 30 --warmup 5 --python /tmp/segqa-python --out "$out/train-cuda.md"
+run_stage "e4: bench infer --device cuda --tf32" 45 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --tf32 --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
 rm -f "$out/stage.tmp"
 
 # ---- summary -----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ for p in "${programs[@]}"; do
 done
 
 # Libraries from the GPU machine (never packed): glibc's, the driver's and CUDA's own.
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libcuda\.so|libcudnn|libcublas|libnccl|libnvidia)'
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libnsl\.so|libcuda\.so|libcudnn|libcublas|libnccl|libnvidia)'
 for p in "${programs[@]}"; do
   ldd "$build/$p" | awk '/=>/ && $3 ~ /^\// {print $1, $3}'
 done | sort -u | while read -r name path; do
