@@ -39,6 +39,10 @@ struct sq_backend;
 struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic, char *chosen,
                                   size_t chosen_size, sq_status *st);
 #define SQ_CLI_DEVICE_HELP "compute backend: cpu, cuda or auto (CUDA when a GPU is usable)"
+#define SQ_CLI_COMM_HELP                                                                           \
+    "gradient/BN communication: auto (NCCL when the backend is CUDA), nccl or mpi (the oracle)"
+#define SQ_CLI_COMM_TIMEOUT_HELP                                                                   \
+    "seconds a collective may take before the job ends with one line and exit 76"
 
 /* Subcommands: each returns the process exit code. */
 int sq_cmd_check(int argc, char **argv);
