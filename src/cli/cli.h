@@ -58,6 +58,7 @@ int sq_bench_ops(int argc, char **argv);    /* bench_ops.c:  segqa bench ops */
 int sq_bench_data(int argc, char **argv);   /* bench_data.c: segqa bench data */
 int sq_bench_train(int argc, char **argv);  /* bench_train.c: segqa bench train */
 int sq_bench_infer(int argc, char **argv);  /* bench_train.c: segqa bench infer */
+int sq_bench_comm(int argc, char **argv);   /* bench_comm.c: segqa bench comm */
 int sq_cmd_version(int argc, char **argv);
 
 /* `segqa --version` text. */
