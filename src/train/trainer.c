@@ -448,7 +448,7 @@ static sq_code grad_hook(void *ctx, size_t from, sq_status *st) {
 static sq_code bn_sync_sum(void *ctx, sq_backend *be, sq_buf *buf, size_t off, int n,
                            sq_status *st) {
     const grad_sync *gs = ctx;
-    static const char what[] = "all-reduce of synchronised-BN sums";
+    static const char what[] = "MPI_Iallreduce of synchronised-BN sums";
     if (gs->nc)
         return sq_nccl_sum_doubles(gs->nc, (char *)be->buf_native(be, buf) + off, (size_t)n,
                                    be->stream(be), "ncclAllReduce of synchronised-BN sums", st);
