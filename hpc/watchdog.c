@@ -2,6 +2,7 @@
 #include "hpc/watchdog.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,17 +81,24 @@ sq_code sq_mpi_fail(sq_status *st, int rc, const char *what) {
     return sq_fail(st, SQ_ERR_MPI, "%s failed: %s", what, msg);
 }
 
-/* Sleep between tests: short at first (latency), then 1 ms (a waiting rank yields its core). */
-static void backoff(long tries) {
-    struct timespec ts = {0, tries < 100 ? 20000L : 1000000L};
+/* Between tests: spin first (as a blocking MPI call does: no added latency for the many small
+ * synchronised-BN sums), then yield the core, then after 20 ms sleep 1 ms per test (a long wait,
+ * e.g. for a slower rank, costs no CPU). */
+static void backoff(double waited) {
+    if (waited < 2e-4) return;
+    if (waited < 2e-2) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
 
 sq_code sq_comm_wait(MPI_Request *req, int n, const char *what, sq_status *st) {
     (void)st;
-    const double deadline = now_s() + g_timeout;
-    for (long tries = 0;; tries++) {
+    const double t0 = now_s(), deadline = t0 + g_timeout;
+    for (;;) {
         int done = 0;
         int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) {
@@ -99,12 +107,13 @@ sq_code sq_comm_wait(MPI_Request *req, int n, const char *what, sq_status *st) {
             sq_comm_fatal(what, msg);
         }
         if (done) return SQ_OK;
-        if (now_s() > deadline) {
+        const double t = now_s();
+        if (t > deadline) {
             char why[96];
             snprintf(why, sizeof why, "not complete after %.0f s (--comm-timeout)", g_timeout);
             sq_comm_fatal(what, why);
         }
-        backoff(tries);
+        backoff(t - t0);
     }
 }
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct copts {
     long long repeat, warmup, fpn_channels, fpn_repeats;
@@ -40,6 +41,7 @@ typedef struct cres {
     double limit_gbs;    /* the measured limit, GB/s */
     char limit_name[96]; /* what the limit is */
     double memcpy_gbs;   /* MPI path: host memcpy at the buffer size */
+    double t_small;      /* seconds of one small all-reduce (129 doubles: one BN layer's sums) */
     char lib[64];
 } cres;
 
@@ -148,6 +150,18 @@ static double memcpy_gbs(size_t bytes, int reps) {
     return (double)bytes / best / 1e9; /* bytes copied per second */
 }
 
+/* One synchronised-BN sum (2C + 1 doubles, C = 64), as the trainer issues 462 per step. */
+static sq_code mpi_small(const sq_group *g, double *sec, sq_status *st) {
+    double v[129] = {0}, t[200];
+    for (int i = 0; i < 200; i++) {
+        double t0 = sq_now();
+        SQ_TRY(sq_allreduce_sum_doubles_named(g, v, 129, "bench: small all-reduce", st));
+        t[i] = sq_now() - t0;
+    }
+    *sec = median_d(t, 200);
+    return SQ_OK;
+}
+
 static sq_code run_mpi(const copts *o, const sq_group *g, cres *r, sq_status *st) {
     float *buf = calloc(r->n, sizeof *buf);
     int reps = (int)o->repeat;
@@ -174,6 +188,7 @@ static sq_code run_mpi(const copts *o, const sq_group *g, cres *r, sq_status *st
         snprintf(r->limit_name, sizeof r->limit_name,
                  "MPI point-to-point rank 0 -> 1, 64 MiB message (one way)");
         r->memcpy_gbs = memcpy_gbs(r->n * sizeof(float), 10);
+        if (rc == SQ_OK && g->size > 1) rc = mpi_small(g, &r->t_small, st);
     }
     free(buf);
     free(tb);
@@ -226,6 +241,13 @@ static sq_code run_nccl(const copts *o, const sq_group *g, cres *r, sq_status *s
     if (rc == SQ_OK) rc = nccl_loop(be, nc, dev, r->n, (int)o->warmup + 1, 1, &sec, st);
     if (rc == SQ_OK) rc = nccl_loop(be, nc, dev, r->n, (int)o->repeat, 1, &r->t_bucket, st);
     if (rc == SQ_OK) rc = nccl_loop(be, nc, dev, r->n, (int)o->repeat, 0, &r->t_whole, st);
+    if (rc == SQ_OK) {
+        double t0 = sq_now();
+        for (int i = 0; rc == SQ_OK && i < 200; i++)
+            rc = sq_nccl_sum_doubles(nc, dev, 129, be->stream(be), "bench: small all-reduce", st);
+        if (rc == SQ_OK) rc = be->sync(be, st);
+        r->t_small = (sq_now() - t0) / 200;
+    }
     r->buckets = sq_nccl_grad_buckets(nc);
     sq_nccl_version(r->lib, sizeof r->lib);
 #ifdef SEGQA_HAVE_CUDA
@@ -271,8 +293,17 @@ static void report(FILE *f, const copts *o, const cres *r, int nccl) {
             r->world, r->world == 1 ? ": a 1-rank all-reduce moves nothing over a link" : "");
     if (r->limit_gbs > 0)
         fprintf(f, "limit measured in this run: %s = %.2f GB/s.\n", r->limit_name, r->limit_gbs);
+    if (r->t_small > 0)
+        fprintf(f,
+                "one synchronised-BN sum (129 doubles): %.1f us; x 462 per step (154 BN layers) = "
+                "%.2f ms per step on the critical path.\n",
+                r->t_small * 1e6, 462 * r->t_small * 1e3);
     if (r->memcpy_gbs > 0)
         fprintf(f, "host memcpy at the buffer size on rank 0: %.2f GB/s.\n", r->memcpy_gbs);
+    double load[3] = {-1, -1, -1};
+    if (getloadavg(load, 3) > 0)
+        fprintf(f, "1-minute load average at the end: %.2f (%ld cores online).\n", load[0],
+                sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 static sq_code write_out(const char *path, const copts *o, const cres *r, int nccl, sq_status *st) {
