@@ -23,6 +23,13 @@ net=(--fpn-channels 8 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --aug
   "$segqa" contours "$tmp/gt.h5" -o "$tmp/site.h5" --atlas 1 --perturb 1 -q ||
   { bad "ingest/contours"; echo "$pass passed, $fail failed"; exit 1; }
 
+# --comm nccl on the CPU backend: one line, usage exit code, before any training
+"$segqa" train "$tmp/site.h5" -o "$tmp/bad" --epochs 1 "${net[@]}" --comm nccl >"$tmp/bad.log" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- "--comm nccl: needs --device cuda (backend is cpu)" "$tmp/bad.log" &&
+   [ "$(wc -l < "$tmp/bad.log")" -eq 1 ]; then ok "--comm nccl on the CPU: one line, exit 2"
+else bad "--comm nccl on the CPU: exit $rc, $(cat "$tmp/bad.log")"; fi
+
 # control: the same job without a stopped rank completes
 "${mpirun[@]}" -np 2 "$segqa" train "$tmp/site.h5" -o "$tmp/ctl" --epochs 2 "${net[@]}" >"$tmp/ctl.log" 2>&1
 rc=$?
