@@ -176,9 +176,12 @@ static sq_code init_comm(sq_nccl *c, const unsigned char *id, sq_status *st) {
     ncclUniqueId u;
     memcpy(&u, id, sizeof u);
     ncclResult_t r = ncclCommInitRankConfig(&c->comm, c->nranks, u, c->rank, &cfg);
-    if (r != ncclSuccess && r != ncclInProgress)
+    if (r != ncclSuccess && r != ncclInProgress) {
+        if (c->comm) (void)ncclCommAbort(c->comm);
+        c->comm = NULL;
         return sq_fail(st, SQ_ERR_MPI, "ncclCommInitRankConfig (rank %d of %d) failed: %s", c->rank,
                        c->nranks, ncclGetErrorString(r));
+    }
     sq_watchdog_on_fault(on_fault_abort, c);
     if (r == ncclInProgress) {
         ncclResult_t a = ncclInProgress;

@@ -14,6 +14,7 @@
  *                          motion, 1e-3 relative for BN statistics). Exit 77 with fewer than 2
  * GPUs. Exit 0 passed, 1 failed, 77 skipped (no GPU, or no NCCL in this build).
  */
+#include "cuda/cuda_backend.h"
 #include "hpc/nccl.h"
 #include "model/model.h"
 #include "nn/registry.h"
@@ -322,18 +323,9 @@ static int run_pair(const float *x, const float *y, int sync_bn, const member *o
 
 static int check_syncbn(void) {
     char why[256] = "";
-    int ngpu = 0;
-    if (sq_backend_cuda_usable(why, sizeof why)) {
-        sq_status st;
-        sq_status_clear(&st);
-        sq_backend_opts bo = sq_backend_opts_default();
-        bo.device = 1; /* a second GPU? */
-        sq_backend *be = sq_backend_create("cuda", &bo, NULL, 0, &st);
-        ngpu = be ? 2 : 1;
-        if (be) be->destroy(be);
-    }
+    int ngpu = sq_cuda_device_count(why, sizeof why);
     if (ngpu < 2) {
-        printf("SKIP 2-rank sync BN: fewer than 2 GPUs visible\n");
+        printf("SKIP 2-rank sync BN: %d GPU(s) visible, needs 2\n", ngpu);
         return SKIP;
     }
     float *x = malloc((size_t)4 * 2 * D * H * W * sizeof *x), y[4];
