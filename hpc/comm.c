@@ -2,6 +2,7 @@
 #include "hpc/comm.h"
 
 #include "core/log.h"
+#include "hpc/watchdog.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -9,10 +10,15 @@
 #include <string.h>
 
 static sq_code mpi_fail(sq_status *st, int err, const char *what) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(err, msg, &len);
-    return sq_fail(st, SQ_ERR_MPI, "%s failed: %s", what, msg);
+    return sq_mpi_fail(st, err, what);
+}
+
+/* Errors handler, rank and size of a communicator, every return code checked. */
+static sq_code comm_info(MPI_Comm comm, int *rank, int *size, const char *what, sq_status *st) {
+    int rc = MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_rank(comm, rank);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_size(comm, size);
+    return rc == MPI_SUCCESS ? SQ_OK : mpi_fail(st, rc, what);
 }
 
 sq_code sq_check_world_size(int size, const char *env_ntasks, sq_status *st) {
@@ -48,7 +54,8 @@ int sq_local_rank_from_env(void) {
 sq_code sq_world_init(int *argc, char ***argv, sq_world *w, sq_status *st) {
     memset(w, 0, sizeof *w);
     int inited = 0;
-    MPI_Initialized(&inited);
+    int rc0 = MPI_Initialized(&inited);
+    if (rc0 != MPI_SUCCESS) return mpi_fail(st, rc0, "MPI_Initialized");
     if (!inited) {
         int provided = 0;
         int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
@@ -56,17 +63,17 @@ sq_code sq_world_init(int *argc, char ***argv, sq_world *w, sq_status *st) {
         w->owns_mpi = 1;
     }
     w->comm = MPI_COMM_WORLD;
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(w->comm, &w->rank);
-    MPI_Comm_size(w->comm, &w->size);
+    SQ_TRY(comm_info(w->comm, &w->rank, &w->size, "MPI_COMM_WORLD setup", st));
     w->local_rank = sq_local_rank_from_env();
+    sq_watchdog_configure(sq_watchdog_timeout(), w->rank, -1);
     return sq_check_world_size(w->size, getenv("SLURM_NTASKS"), st);
 }
 
 void sq_world_finalize(sq_world *w) {
     int fin = 0;
-    MPI_Finalized(&fin);
-    if (w->owns_mpi && !fin) MPI_Finalize();
+    if (MPI_Finalized(&fin) != MPI_SUCCESS) fin = 1;
+    if (w->owns_mpi && !fin && MPI_Finalize() != MPI_SUCCESS)
+        sq_warn("MPI_Finalize failed on rank %d", w->rank);
     w->owns_mpi = 0;
 }
 
@@ -107,9 +114,9 @@ sq_code sq_layout_plan(int world_size, int nfolds, int rank, sq_layout *lay, sq_
 sq_code sq_group_create(const sq_world *w, const sq_layout *lay, sq_group *g, sq_status *st) {
     int rc = MPI_Comm_split(w->comm, lay->group, lay->group_rank, &g->comm);
     if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Comm_split");
-    MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(g->comm, &g->rank);
-    MPI_Comm_size(g->comm, &g->size);
+    SQ_TRY(comm_info(g->comm, &g->rank, &g->size, "group communicator setup", st));
+    g->index = lay->group;
+    sq_watchdog_configure(sq_watchdog_timeout(), w->rank, lay->group);
     if (g->rank != lay->group_rank || g->size != lay->group_size)
         return sq_fail(st, SQ_ERR_INTERNAL, "group %d: rank %d/%d, planned %d/%d", lay->group,
                        g->rank, g->size, lay->group_rank, lay->group_size);
@@ -117,7 +124,9 @@ sq_code sq_group_create(const sq_world *w, const sq_layout *lay, sq_group *g, sq
 }
 
 void sq_group_destroy(sq_group *g) {
-    if (g->comm != MPI_COMM_NULL && g->comm != MPI_COMM_WORLD) MPI_Comm_free(&g->comm);
+    if (g->comm != MPI_COMM_NULL && g->comm != MPI_COMM_WORLD &&
+        MPI_Comm_free(&g->comm) != MPI_SUCCESS)
+        sq_warn("MPI_Comm_free of group %d failed", g->index);
     g->comm = MPI_COMM_NULL;
 }
 
@@ -125,8 +134,10 @@ sq_code sq_bcast_floats(const sq_group *g, float *buf, size_t n, int root, sq_st
     const size_t chunk = (size_t)1 << 30;
     for (size_t off = 0; off < n; off += chunk) {
         int cnt = (int)(n - off < chunk ? n - off : chunk);
-        int rc = MPI_Bcast(buf + off, cnt, MPI_FLOAT, root, g->comm);
-        if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Bcast of parameters");
+        MPI_Request r = MPI_REQUEST_NULL;
+        int rc = MPI_Ibcast(buf + off, cnt, MPI_FLOAT, root, g->comm, &r);
+        if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Ibcast of parameters");
+        SQ_TRY(sq_comm_wait(&r, 1, "MPI_Ibcast of parameters", st));
     }
     return SQ_OK;
 }
@@ -190,8 +201,10 @@ sq_code sq_allreduce_finish(sq_allreduce *ar, sq_status *st) {
     while (ar->started < ar->nbuckets)
         SQ_TRY(sq_allreduce_start(ar, ar->started, st));
     if (ar->g->size > 1) {
-        int rc = MPI_Waitall(ar->nbuckets, ar->req, MPI_STATUSES_IGNORE);
-        if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Waitall of gradient buckets");
+        char what[96];
+        snprintf(what, sizeof what, "MPI_Iallreduce of %d gradient buckets (%zu floats)",
+                 ar->nbuckets, ar->n);
+        SQ_TRY(sq_comm_wait(ar->req, ar->nbuckets, what, st));
         float inv = 1.0f / (float)ar->g->size;
         for (size_t i = 0; i < ar->n; i++)
             ar->buf[i] *= inv;
@@ -214,10 +227,26 @@ sq_code sq_allreduce_mean(const sq_group *g, float *buf, size_t n, sq_status *st
 }
 
 sq_code sq_allreduce_sum_doubles(const sq_group *g, double *buf, int n, sq_status *st) {
+    return sq_allreduce_sum_doubles_named(g, buf, n, "MPI_Iallreduce of statistics", st);
+}
+
+sq_code sq_allreduce_sum_doubles_named(const sq_group *g, double *buf, int n, const char *what,
+                                       sq_status *st) {
     if (g->size == 1) return SQ_OK;
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, g->comm);
-    if (rc != MPI_SUCCESS) return mpi_fail(st, rc, "MPI_Allreduce of statistics");
-    return SQ_OK;
+    MPI_Request r = MPI_REQUEST_NULL;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, g->comm, &r);
+    if (rc != MPI_SUCCESS) return mpi_fail(st, rc, what);
+    return sq_comm_wait(&r, 1, what, st);
+}
+
+/* Watched gathers to rank 0 (a test loop against --comm-timeout instead of a blocking call). */
+static int gather_watched(const void *mine, int n, MPI_Datatype t, void *all, int *counts,
+                          int *displs, MPI_Comm comm, const char *what, sq_status *st) {
+    MPI_Request r = MPI_REQUEST_NULL;
+    int rc = displs ? MPI_Igatherv(mine, n, t, all, counts, displs, t, 0, comm, &r)
+                    : MPI_Igather(mine, n, t, all, n, t, 0, comm, &r);
+    if (rc == MPI_SUCCESS) sq_comm_wait(&r, 1, what, st);
+    return rc;
 }
 
 sq_code sq_gather_doubles(const sq_world *w, const double *mine, int n, double **out, int *total,
@@ -234,7 +263,8 @@ sq_code sq_gather_doubles(const sq_world *w, const double *mine, int n, double *
             return sq_fail(st, SQ_ERR_NOMEM, "gather: out of memory");
         }
     }
-    int rc = MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, w->comm);
+    int rc =
+        gather_watched(&n, 1, MPI_INT, counts, NULL, NULL, w->comm, "MPI_Igather of counts", st);
     if (rc != MPI_SUCCESS) {
         free(counts);
         free(displs);
@@ -255,7 +285,8 @@ sq_code sq_gather_doubles(const sq_world *w, const double *mine, int n, double *
         }
         *total = (int)sum;
     }
-    rc = MPI_Gatherv(mine, n, MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, w->comm);
+    rc = gather_watched(mine, n, MPI_DOUBLE, all, counts, displs, w->comm,
+                        "MPI_Igatherv of predictions", st);
     free(counts);
     free(displs);
     if (rc != MPI_SUCCESS) {
@@ -284,7 +315,8 @@ sq_code sq_gather_records(const sq_world *w, const void *mine, int n, size_t siz
         }
     }
     int bytes = (int)((size_t)n * size);
-    int rc = MPI_Gather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, 0, w->comm);
+    int rc = gather_watched(&bytes, 1, MPI_INT, counts, NULL, NULL, w->comm,
+                            "MPI_Igather of record counts", st);
     char *all = NULL;
     if (rc == MPI_SUCCESS && w->rank == 0) {
         long sum = 0;
@@ -306,7 +338,8 @@ sq_code sq_gather_records(const sq_world *w, const void *mine, int n, size_t siz
         *total = (int)((size_t)sum / size);
     }
     if (rc == MPI_SUCCESS)
-        rc = MPI_Gatherv(mine, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, w->comm);
+        rc = gather_watched(mine, bytes, MPI_BYTE, all, counts, displs, w->comm,
+                            "MPI_Igatherv of records", st);
     free(counts);
     free(displs);
     if (rc != MPI_SUCCESS) {

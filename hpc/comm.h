@@ -7,6 +7,9 @@
  * r, r+W, r+2W, ...). World rank 0 is the collector. This layer moves flat float buffers only; it
  * knows no model.
  *
+ * Every wait is a test loop against --comm-timeout (hpc/watchdog.h): a rank that stops taking
+ * part ends the job with one line and exit code SQ_EXIT_COMM_FAULT instead of a hang.
+ *
  * Launch checks: the world size must equal SLURM_NTASKS when Slurm set it, so a launcher
  * misconfiguration fails loudly instead of training W independent copies. The rank's GPU comes
  * from SLURM_LOCALID or OMPI_COMM_WORLD_LOCAL_RANK.
@@ -41,6 +44,7 @@ typedef struct sq_layout {
 typedef struct sq_group {
     MPI_Comm comm;
     int rank, size;
+    int index; /* the layout's group index (named in fault lines) */
 } sq_group;
 
 /* MPI_Init_thread (FUNNELED) unless already initialised; fills *w; checks SLURM_NTASKS. */
@@ -85,8 +89,11 @@ sq_code sq_allreduce_finish(sq_allreduce *ar, sq_status *st);
 void sq_allreduce_free(sq_allreduce *ar);
 /* Blocking convenience: average buf over the group. */
 sq_code sq_allreduce_mean(const sq_group *g, float *buf, size_t n, sq_status *st);
-/* Sum of doubles over the group (metrics, synchronised BN statistics). */
+/* Sum of doubles over the group (metrics, synchronised BN statistics); `what` names the
+ * collective in a watchdog fault line (hpc/watchdog.h). */
 sq_code sq_allreduce_sum_doubles(const sq_group *g, double *buf, int n, sq_status *st);
+sq_code sq_allreduce_sum_doubles_named(const sq_group *g, double *buf, int n, const char *what,
+                                       sq_status *st);
 
 /* Gather variable-length double arrays from every world rank to world rank 0. On rank 0 *out
  * (malloc'd) holds the concatenation in rank order and *total its length; elsewhere NULL/0. */

@@ -11,6 +11,10 @@
 #       shape (tests/model/test_model_backends)
 #   (d) compute-sanitizer memcheck of the conformance suite at small shapes
 #   (e) segqa bench ops / infer / train --device cuda against PyTorch on the same device
+#   (f) NCCL (tests/hpc/nccl_check, no MPI: the machine has no Open MPI): 1-rank all-reduce sanity,
+#       1-rank NCCL training steps equal to the steps without communication, and where 2 or more
+#       GPUs are visible 2 data-parallel ranks with sync BN against 1 rank with twice the batch
+#       (skipped, and said so, on one GPU)
 # Writes $OUT/gpu-check.log and $OUT/summary.md (or results/gpu/ when OUT is unset). Stages have
 # their own time limits so that the whole run stays under 8 minutes. Exit 0 only when every stage
 # passed.
@@ -30,6 +34,10 @@ stage() { # stage NAME RESULT FIGURES
   rows+=("| $1 | $2 | $3 |")
   say "== stage $1: $2 — $3"
   [ "$2" = PASS ] || status_all=1
+}
+stage_skip() { # stage_skip NAME WHY: a stage this machine cannot run (not a failure)
+  rows+=("| $1 | SKIP | $2 |")
+  say "== stage $1: SKIP — $2"
 }
 
 # ---- unpack and find the libraries --------------------------------------------------------------
@@ -78,7 +86,7 @@ chmod +x /tmp/segqa-python
   say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 }
 missing=""
-for p in segqa test_nn_backend test_model_backends; do
+for p in segqa test_nn_backend test_model_backends nccl_check; do
   if [ ! -x "$bin/$p" ]; then missing="$missing $p(not packed)"; continue; fi
   m=$(ldd "$bin/$p" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
   [ -n "$m" ] && missing="$missing $p: $m"
@@ -135,6 +143,17 @@ run_stage "e1: bench ops --device cuda" 90 'summary|Total bench' "$bin/segqa" be
 run_stage "e2: bench infer --device cuda (batch 1)" 60 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
 run_stage "e3: bench train --device cuda (batch 2)" 90 'ratio|target|TFLOP' "$bin/segqa" bench train --device cuda --steps 30 --warmup 5 --python /tmp/segqa-python --out "$out/train-cuda.md"
 run_stage "e4: bench infer --device cuda --tf32" 45 'ratio|target|TFLOP' "$bin/segqa" bench infer --device cuda --tf32 --steps 50 --warmup 10 --python /tmp/segqa-python --out "$out/infer-cuda.md"
+
+# ---- (f) NCCL: 1-rank sanity and training step; 2 ranks with sync BN where 2+ GPUs are visible ------
+run_stage "f1: NCCL 1-rank all-reduce sanity" 45 'PASS|FAIL' "$bin/nccl_check" allreduce
+run_stage "f2: NCCL 1-rank training step == no communication" 60 'PASS|FAIL' "$bin/nccl_check" step
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+if [ "${ngpu:-0}" -ge 2 ]; then
+  run_stage "f3: NCCL 2 ranks x batch 2 + sync BN vs 1 rank x batch 4 ($ngpu GPUs)" 90 'PASS|FAIL|control' "$bin/nccl_check" syncbn
+else
+  stage_skip "f3: NCCL 2 ranks + sync BN vs 1 rank x 2 batch" "${ngpu:-0} GPU visible: needs 2 (a multi-GPU machine kind)"
+fi
+say "not run here (the GPU machine has no Open MPI, segqa train/bench comm call MPI_Init): segqa train --comm nccl on W ranks, segqa bench comm --device cuda"
 rm -f "$out/stage.tmp"
 
 # ---- summary -----------------------------------------------------------------------------------------

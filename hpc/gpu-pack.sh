@@ -15,12 +15,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${SEGQA_GPU_BUILD_DIR:-$here/build-gpu}
 pack=$here/gpu-pack
 stage=$pack/segqa-gpu
-programs=(src/cli/segqa tests/nn/test_nn_backend tests/model/test_model_backends)
+programs=(src/cli/segqa tests/nn/test_nn_backend tests/model/test_model_backends tests/hpc/nccl_check)
 
 if [ -z "${SEGQA_GPU_PACK_SKIP_BUILD:-}" ]; then
   cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSEGQA_WERROR=ON -DSEGQA_CUDA=ON \
         -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target segqa test_nn_backend test_model_backends
+  cmake --build "$build" -j"$(nproc)" --target segqa test_nn_backend test_model_backends nccl_check
 fi
 
 rm -rf "$stage" "$pack/segqa-gpu.tar.xz"

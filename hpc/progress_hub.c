@@ -1,6 +1,8 @@
 /* progress_hub.c — see progress_hub.h. */
 #include "hpc/progress_hub.h"
 
+#include "hpc/watchdog.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,8 @@ static int slot_of(const sq_hub *h, int fold) {
 sq_code sq_hub_init(sq_hub *h, MPI_Comm world, int nfolds, double epochs_total, sq_status *st) {
     memset(h, 0, sizeof *h);
     h->comm = world;
-    MPI_Comm_rank(world, &h->rank);
+    int rc = MPI_Comm_rank(world, &h->rank);
+    if (rc != MPI_SUCCESS) return sq_mpi_fail(st, rc, "progress hub: MPI_Comm_rank");
     h->nfolds = nfolds > 0 ? nfolds : 1;
     h->req = MPI_REQUEST_NULL;
     if (h->rank == 0) {
@@ -96,12 +99,13 @@ sq_code sq_hub_post_final(sq_hub *h, const sq_fold_status *s, sq_status *st) {
         record(h, &fin);
         return sq_hub_poll(h, st);
     }
-    if (h->req != MPI_REQUEST_NULL && MPI_Wait(&h->req, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-        return sq_fail(st, SQ_ERR_MPI, "progress hub: MPI_Wait failed");
+    if (h->req != MPI_REQUEST_NULL)
+        SQ_TRY(sq_comm_wait(&h->req, 1, "progress hub: MPI_Isend of progress", st));
     h->out = fin;
-    if (MPI_Send(&h->out, (int)sizeof h->out, MPI_BYTE, 0, SQ_HUB_TAG, h->comm) != MPI_SUCCESS)
-        return sq_fail(st, SQ_ERR_MPI, "progress hub: MPI_Send failed");
-    return SQ_OK;
+    if (MPI_Isend(&h->out, (int)sizeof h->out, MPI_BYTE, 0, SQ_HUB_TAG, h->comm, &h->req) !=
+        MPI_SUCCESS)
+        return sq_fail(st, SQ_ERR_MPI, "progress hub: MPI_Isend of the final record failed");
+    return sq_comm_wait(&h->req, 1, "progress hub: MPI_Isend of the final record", st);
 }
 
 sq_code sq_hub_poll(sq_hub *h, sq_status *st) {
@@ -140,7 +144,8 @@ sq_code sq_hub_drain(sq_hub *h, sq_status *st) {
 }
 
 void sq_hub_free(sq_hub *h) {
-    if (h->req != MPI_REQUEST_NULL) MPI_Wait(&h->req, MPI_STATUS_IGNORE);
+    if (h->req != MPI_REQUEST_NULL)
+        (void)sq_comm_wait(&h->req, 1, "progress hub: last MPI_Isend", NULL);
     free(h->table);
     free(h->seen);
     h->table = NULL;

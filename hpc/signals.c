@@ -1,6 +1,8 @@
 /* signals.c — see signals.h. */
 #include "hpc/signals.h"
 
+#include "hpc/watchdog.h"
+
 #include <signal.h>
 #include <string.h>
 
@@ -29,9 +31,8 @@ void sq_stop_set(int value) {
 }
 
 sq_code sq_stop_agreed(MPI_Comm comm, int *stop, sq_status *st) {
-    int local = g_stop ? 1 : 0, any = 0;
-    int rc = MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, comm);
-    if (rc != MPI_SUCCESS) return sq_fail(st, SQ_ERR_MPI, "MPI_Allreduce of the stop flag failed");
+    int any = g_stop ? 1 : 0;
+    SQ_TRY(sq_comm_max_int(comm, &any, "MPI_Iallreduce of the stop flag", st));
     *stop = any;
     return SQ_OK;
 }

@@ -39,6 +39,10 @@ struct sq_backend;
 struct sq_backend *sq_cli_backend(const char *device, int threads, int deterministic, char *chosen,
                                   size_t chosen_size, sq_status *st);
 #define SQ_CLI_DEVICE_HELP "compute backend: cpu, cuda or auto (CUDA when a GPU is usable)"
+#define SQ_CLI_COMM_HELP                                                                           \
+    "gradient/BN communication: auto (NCCL when the backend is CUDA), nccl or mpi (the oracle)"
+#define SQ_CLI_COMM_TIMEOUT_HELP                                                                   \
+    "seconds a collective may take before the job ends with one line and exit 76"
 
 /* Subcommands: each returns the process exit code. */
 int sq_cmd_check(int argc, char **argv);
@@ -54,6 +58,7 @@ int sq_bench_ops(int argc, char **argv);    /* bench_ops.c:  segqa bench ops */
 int sq_bench_data(int argc, char **argv);   /* bench_data.c: segqa bench data */
 int sq_bench_train(int argc, char **argv);  /* bench_train.c: segqa bench train */
 int sq_bench_infer(int argc, char **argv);  /* bench_train.c: segqa bench infer */
+int sq_bench_comm(int argc, char **argv);   /* bench_comm.c: segqa bench comm */
 int sq_cmd_version(int argc, char **argv);
 
 /* `segqa --version` text. */

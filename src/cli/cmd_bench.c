@@ -20,6 +20,8 @@ static const sq_bench k_benches[] = {
     {"data", "augmentation and loader throughput vs a scipy.ndimage pipeline", sq_bench_data},
     {"train", "training step (batch 2, paper shape) vs the PyTorch reference", sq_bench_train},
     {"infer", "inference (batch 1, paper shape) vs the PyTorch reference", sq_bench_infer},
+    {"comm", "gradient all-reduce (MPI / NCCL) busBW vs a bandwidth measured in the same run",
+     sq_bench_comm},
 };
 static const int k_nbenches = (int)(sizeof k_benches / sizeof k_benches[0]);
 

@@ -35,7 +35,8 @@ int sq_cmd_demo(int argc, char **argv) {
     long long ranks = 2, folds = 5, epochs = 12, threads = 1, seed = 20221, limit = 0, batch = 8,
               decay_epoch = 9;
     double lr = 5e-3, lr_decayed = 5e-4;
-    char augment[16] = "robust", device[8] = "cpu";
+    char augment[16] = "robust", device[8] = "cpu", comm[8] = "auto";
+    double comm_timeout = 300;
     const sq_option opts[] = {
         {"data", 'd', SQ_OPT_STRING, data, sizeof data, "DIR",
          "bundled data set (images/, labels/, MANIFEST.tsv)", NULL, 0, 0},
@@ -60,6 +61,10 @@ int sq_cmd_demo(int argc, char **argv) {
          100000},
         {"device", 0, SQ_OPT_CHOICE, device, sizeof device, "DEV", SQ_CLI_DEVICE_HELP,
          "cpu|cuda|auto", 0, 0},
+        {"comm", 0, SQ_OPT_CHOICE, comm, sizeof comm, "LIB", SQ_CLI_COMM_HELP, "auto|nccl|mpi", 0,
+         0},
+        {"comm-timeout", 0, SQ_OPT_DOUBLE, &comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
+         0.1, 1e6},
     };
     const sq_cli_spec spec = {
         .command = "demo",
@@ -139,11 +144,12 @@ int sq_cmd_demo(int argc, char **argv) {
         return sq_cli_report("demo", &st);
     }
     self[n] = '\0';
-    char np[16], ep[16], kf[16], th[16], sd[32], bs[16], lrs[32], lrd[32], de[16];
+    char np[16], ep[16], kf[16], th[16], sd[32], bs[16], lrs[32], lrd[32], de[16], ct[32];
     snprintf(bs, sizeof bs, "%lld", batch);
     snprintf(lrs, sizeof lrs, "%.9g", lr);
     snprintf(lrd, sizeof lrd, "%.9g", lr_decayed);
     snprintf(de, sizeof de, "%lld", decay_epoch);
+    snprintf(ct, sizeof ct, "%g", comm_timeout);
     snprintf(np, sizeof np, "%lld", ranks);
     snprintf(ep, sizeof ep, "%lld", epochs);
     snprintf(kf, sizeof kf, "%lld", folds);
@@ -188,6 +194,10 @@ int sq_cmd_demo(int argc, char **argv) {
                     de,
                     "--device",
                     device,
+                    "--comm",
+                    comm,
+                    "--comm-timeout",
+                    ct,
                     NULL};
     if (getuid() == 0) { /* Open MPI refuses root without it */
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
@@ -195,8 +205,8 @@ int sq_cmd_demo(int argc, char **argv) {
     }
     printf(
         "running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
-        "--lr %s --lr-decayed %s --decay-epoch %s --device %s\n",
-        SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de, device);
+        "--lr %s --lr-decayed %s --decay-epoch %s --device %s --comm %s --comm-timeout %s\n",
+        SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de, device, comm, ct);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {

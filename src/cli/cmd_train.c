@@ -17,10 +17,10 @@
 typedef struct train_cli {
     long long folds, epochs, batch, val_every, workers, threads, seed, decay_epoch, warmup,
         fpn_channels, fpn_repeats, expansion, stop_after;
-    double val_fraction, lr, lr_decayed, clip, fail_rate, low, high, bn_momentum;
+    double val_fraction, lr, lr_decayed, clip, fail_rate, low, high, bn_momentum, comm_timeout;
     int no_failures, no_figures;
     int deterministic;
-    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8];
+    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8];
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -50,6 +50,8 @@ static void defaults(train_cli *c, int cv) {
     snprintf(c->out, sizeof c->out, "%s", cv ? "runs/cv" : "runs/train");
     snprintf(c->augment, sizeof c->augment, "paper");
     snprintf(c->device, sizeof c->device, "cpu");
+    snprintf(c->comm, sizeof c->comm, "%s", d.comm);
+    c->comm_timeout = d.comm_timeout;
     snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
 }
 
@@ -99,6 +101,8 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->sync_bn = !strcmp(c->sync_bn, "on");
     o->device = c->device;
     o->deterministic = c->deterministic;
+    o->comm = c->comm;
+    o->comm_timeout = c->comm_timeout;
 }
 
 static int run(int argc, char **argv, int cv) {
@@ -158,6 +162,10 @@ static int run(int argc, char **argv, int cv) {
          "cpu|cuda|auto", 0, 0},
         {"deterministic", 0, SQ_OPT_FLAG, &c.deterministic, 0, NULL,
          "CUDA: deterministic cuDNN algorithms only", NULL, 0, 0},
+        {"comm", 0, SQ_OPT_CHOICE, c.comm, sizeof c.comm, "LIB", SQ_CLI_COMM_HELP, "auto|nccl|mpi",
+         0, 0},
+        {"comm-timeout", 0, SQ_OPT_DOUBLE, &c.comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
+         0.1, 1e6},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     if (!cv) { /* `train` has no folds */

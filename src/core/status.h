@@ -57,6 +57,10 @@ const char *sq_code_name(sq_code code);
  * 4 I/O, 5 format, 75 (EX_TEMPFAIL) for an interrupted-and-checkpointed run. */
 int sq_exit_code(sq_code code);
 
+/* Exit code of a job ended by the communication watchdog (hpc/watchdog.h): a collective failed or
+ * did not complete within --comm-timeout; MPI_Abort passes it to mpirun/srun. */
+#define SQ_EXIT_COMM_FAULT 76
+
 /* Propagate a failure: evaluates `expr` (an sq_code) once and returns it if not SQ_OK. */
 #define SQ_TRY(expr)                                                                               \
     do {                                                                                           \

@@ -9,8 +9,10 @@
 #include "core/timer.h"
 #include "data/loader.h"
 #include "data/volume.h"
+#include "hpc/nccl.h"
 #include "hpc/progress_hub.h"
 #include "hpc/signals.h"
+#include "hpc/watchdog.h"
 #include "nn/registry.h"
 #include "train/checkpoint.h"
 #include "train/report.h"
@@ -41,6 +43,8 @@ sq_train_opts sq_train_opts_default(void) {
     o.failures = 1;
     o.figures = 1;
     o.sync_bn = 1;
+    o.comm = "auto";
+    o.comm_timeout = SQ_COMM_TIMEOUT_DEFAULT;
     o.rule = SQ_ACCURACY_RULE_PAPER;
     o.model = sq_model_config_default();
     return o;
@@ -393,57 +397,118 @@ static sq_code append_curve(const char *dir, int fold, int epoch, double loss, d
     return SQ_OK;
 }
 
-/* Gradient averaging over the data-parallel group with MPI. Where the backend's gradient buffer is
- * host memory (be->device_memory == 0: its native pointer is what MPI reads), the buckets are
- * all-reduced in place and started from the backward pass's gradient hook as soon as they are
- * final (overlap). Device memory goes through a host copy after backward: MPI is the CPU path
- * and the oracle; the device path is NCCL on the native pointer and stream (hpc/). */
+/* Gradient averaging over the data-parallel group (docs/distribution.md, "Collectives").
+ *  - MPI, host memory (CPU backend: its native pointer is what MPI reads): the buckets are
+ *    all-reduced in place, started from the backward pass's gradient hook as soon as they are
+ *    final (overlap).
+ *  - MPI, device memory (--comm mpi with CUDA): a host copy after backward, all-reduced, uploaded
+ *    back. The oracle of the NCCL path.
+ *  - NCCL (--comm nccl, or auto with CUDA): in place on the device buffer on the communicator's
+ *    stream, started from the hook after an event on the compute stream (no host sync), averaged
+ *    with ncclAvg; the compute stream waits for the comm stream's event before the optimiser. */
 #define GRAD_BUCKET_FLOATS ((size_t)1 << 18) /* 1 MiB buckets: 7 for the 1.6 M parameters */
 
 typedef struct grad_sync {
+    const sq_group *g;
+    sq_backend *be;
     sq_allreduce ar;
-    float *gp;   /* the buffer being reduced (backend memory or the host copy); NULL when the
-                    group has one rank and there is nothing to reduce */
-    int overlap; /* buckets started from the backward hook */
-    long steps;  /* statistics: steps, and buckets started while backward still had ops to run */
+    sq_nccl *nc;    /* the NCCL communicator (NCCL path), else NULL */
+    void *ready_ev; /* NCCL: recorded on the compute stream at each hook call */
+    float *gp;      /* MPI: the buffer being reduced (backend memory or the host copy); NULL when
+                       nothing is reduced (one rank, MPI) */
+    int overlap;    /* buckets started from the backward hook */
+    long steps;     /* statistics: steps, and buckets started while backward still had ops to run */
     long early;
     int mid; /* this step: buckets started by hook calls with from > 0 */
 } grad_sync;
 
+static int grad_sync_active(const grad_sync *gs) {
+    return gs->nc || gs->gp;
+}
+
+static int grad_sync_buckets(const grad_sync *gs) {
+    return gs->nc ? sq_nccl_grad_buckets(gs->nc) : gs->ar.nbuckets;
+}
+
 static sq_code grad_hook(void *ctx, size_t from, sq_status *st) {
     grad_sync *gs = ctx;
+    if (gs->nc) {
+        SQ_TRY(gs->be->event_record(gs->be, gs->ready_ev, st));
+        SQ_TRY(sq_nccl_grad_ready(gs->nc, from, gs->ready_ev, st));
+        if (from > 0) gs->mid = sq_nccl_grad_started(gs->nc);
+        return SQ_OK;
+    }
     SQ_TRY(sq_allreduce_ready(&gs->ar, from, st));
     if (from > 0) gs->mid = gs->ar.started;
     return SQ_OK;
 }
 
-/* Synchronised-BN sums over the group with MPI: in place on host memory; device memory is staged
- * through the host (the NCCL path keeps it on the device). */
+/* Synchronised-BN sums over the group: NCCL in place on the backend's stream; MPI in place on
+ * host memory, or staged through the host for device memory (the oracle). */
 static sq_code bn_sync_sum(void *ctx, sq_backend *be, sq_buf *buf, size_t off, int n,
                            sq_status *st) {
-    const sq_group *g = ctx;
+    const grad_sync *gs = ctx;
+    static const char what[] = "MPI_Iallreduce of synchronised-BN sums";
+    if (gs->nc)
+        return sq_nccl_sum_doubles(gs->nc, (char *)be->buf_native(be, buf) + off, (size_t)n,
+                                   be->stream(be), "ncclAllReduce of synchronised-BN sums", st);
     if (!be->device_memory) {
         SQ_TRY(be->sync(be, st));
-        return sq_allreduce_sum_doubles(
-            g, (double *)(void *)((char *)be->buf_native(be, buf) + off), n, st);
+        return sq_allreduce_sum_doubles_named(
+            gs->g, (double *)(void *)((char *)be->buf_native(be, buf) + off), n, what, st);
     }
     double *h = malloc((size_t)n * sizeof *h);
     if (!h) return sq_fail(st, SQ_ERR_NOMEM, "synchronised BN: out of memory (%d sums)", n);
     sq_code rc = be->download(be, h, buf, off, (size_t)n * sizeof *h, st);
-    if (rc == SQ_OK) rc = sq_allreduce_sum_doubles(g, h, n, st);
+    if (rc == SQ_OK) rc = sq_allreduce_sum_doubles_named(gs->g, h, n, what, st);
     if (rc == SQ_OK) rc = be->upload(be, buf, off, h, (size_t)n * sizeof *h, st);
     if (rc == SQ_OK) rc = be->sync(be, st); /* h is freed next */
     free(h);
     return rc;
 }
 
+/* --comm: "nccl" needs device memory and an NCCL build; "auto" takes NCCL where both hold and
+ * the group has more than one rank. An explicit "nccl" runs NCCL even on one rank (checks). */
+static sq_code comm_choice(const job *j, const sq_backend *be, int *use_nccl, sq_status *st) {
+    const char *c = j->o->comm ? j->o->comm : "auto";
+    *use_nccl = 0;
+    if (!strcmp(c, "mpi")) return SQ_OK;
+    int can = be->device_memory && sq_nccl_available();
+    if (!strcmp(c, "nccl")) {
+        if (!be->device_memory)
+            return sq_fail(st, SQ_ERR_USAGE, "--comm nccl: needs --device cuda (backend is %s)",
+                           be->name);
+        if (!sq_nccl_available())
+            return sq_fail(st, SQ_ERR_UNSUPPORTED,
+                           "--comm nccl: this segqa was built without NCCL");
+        *use_nccl = 1;
+        return SQ_OK;
+    }
+    *use_nccl = can && j->g.size > 1;
+    return SQ_OK;
+}
+
+static sq_code grad_sync_init_nccl(grad_sync *gs, job *j, sq_model *m, size_t n, sq_status *st) {
+    SQ_TRY(sq_nccl_create(&j->g, -1, &gs->nc, st)); /* the device the backend chose */
+    SQ_TRY(gs->be->event_create(gs->be, &gs->ready_ev, st));
+    SQ_TRY(sq_nccl_grad_init(gs->nc, gs->be->buf_native(gs->be, sq_model_grads_buf(m)), n,
+                             GRAD_BUCKET_FLOATS, st));
+    gs->overlap = 1;
+    sq_model_set_grad_hook(m, grad_hook, gs);
+    return SQ_OK;
+}
+
 static sq_code grad_sync_init(grad_sync *gs, job *j, sq_model *m, float *host, size_t n,
                               sq_status *st) {
     memset(gs, 0, sizeof *gs);
+    gs->g = &j->g;
+    gs->be = sq_model_backend(m);
+    int use_nccl = 0;
+    SQ_TRY(comm_choice(j, gs->be, &use_nccl, st));
+    if (use_nccl) return grad_sync_init_nccl(gs, j, m, n, st);
     if (j->g.size == 1) return SQ_OK;
-    sq_backend *be = sq_model_backend(m);
-    gs->overlap = !be->device_memory;
-    gs->gp = gs->overlap ? be->buf_native(be, sq_model_grads_buf(m)) : host;
+    gs->overlap = !gs->be->device_memory;
+    gs->gp = gs->overlap ? gs->be->buf_native(gs->be, sq_model_grads_buf(m)) : host;
     sq_code rc = sq_allreduce_init(&gs->ar, &j->g, gs->gp, n, GRAD_BUCKET_FLOATS, st);
     if (rc != SQ_OK) {
         gs->gp = NULL;
@@ -455,12 +520,18 @@ static sq_code grad_sync_init(grad_sync *gs, job *j, sq_model *m, float *host, s
 
 /* After backward: finish (or, without overlap, do) the average. */
 static sq_code grad_sync_finish(grad_sync *gs, sq_model *m, size_t n, sq_status *st) {
-    if (!gs->gp) return SQ_OK;
-    sq_backend *be = sq_model_backend(m);
-    if (!gs->overlap) SQ_TRY(sq_model_get_grads(m, gs->gp, st));
+    if (!grad_sync_active(gs)) return SQ_OK;
+    sq_backend *be = gs->be;
     gs->steps++;
     gs->early += gs->mid;
     gs->mid = 0;
+    if (gs->nc) { /* the compute stream waits for the comm stream: still no host sync */
+        void *done = NULL;
+        SQ_TRY(be->event_record(be, gs->ready_ev, st));
+        SQ_TRY(sq_nccl_grad_finish(gs->nc, gs->ready_ev, &done, NULL, st));
+        return be->stream_wait(be, done, st);
+    }
+    if (!gs->overlap) SQ_TRY(sq_model_get_grads(m, gs->gp, st));
     SQ_TRY(sq_allreduce_finish(&gs->ar, st));
     if (!gs->overlap)
         SQ_TRY(be->upload(be, sq_model_grads_buf(m), 0, gs->gp, n * sizeof(float), st));
@@ -468,16 +539,23 @@ static sq_code grad_sync_finish(grad_sync *gs, sq_model *m, size_t n, sq_status 
 }
 
 static void grad_sync_report(const grad_sync *gs, int fold) {
-    if (!gs->gp || gs->steps == 0) return;
-    sq_info("fold %d: gradient all-reduce: %.2f of %d buckets started while backward ran, per step "
-            "(%ld steps, %s)",
-            fold, (double)gs->early / (double)gs->steps, gs->ar.nbuckets, gs->steps,
-            gs->overlap ? "overlapped" : "after backward");
+    if (!grad_sync_active(gs) || gs->steps == 0) return;
+    sq_info("fold %d: gradient all-reduce: %.2f of %d buckets started while backward ran, per "
+            "step (%ld steps, %s, %s)",
+            fold, (double)gs->early / (double)gs->steps, grad_sync_buckets(gs), gs->steps,
+            gs->overlap ? "overlapped" : "after backward", gs->nc ? "NCCL" : "MPI");
 }
 
 static void grad_sync_free(grad_sync *gs, sq_model *m) {
     if (gs->overlap && m) sq_model_set_grad_hook(m, NULL, NULL);
     if (gs->gp) sq_allreduce_free(&gs->ar);
+    if (gs->nc) {
+        sq_status st;
+        sq_status_clear(&st);
+        (void)sq_nccl_quiesce(gs->nc, &st);
+        sq_nccl_destroy(gs->nc);
+    }
+    if (gs->ready_ev) gs->be->event_destroy(gs->be, gs->ready_ev);
     memset(gs, 0, sizeof *gs);
 }
 
@@ -491,7 +569,7 @@ static sq_code validate(job *j, evaluator *e, const int *cases, int ncases, doub
         acc[0] += fabs(e->out[i].pred - e->out[i].target);
         acc[1] += 1;
     }
-    SQ_TRY(sq_allreduce_sum_doubles(&j->g, acc, 2, st));
+    SQ_TRY(sq_allreduce_sum_doubles_named(&j->g, acc, 2, "MPI_Iallreduce of validation sums", st));
     *mae = acc[1] > 0 ? acc[0] / acc[1] : -1;
     return SQ_OK;
 }
@@ -635,9 +713,9 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
 
     grad_sync gs;
     memset(&gs, 0, sizeof gs);
-    sq_bn_sync bns = {bn_sync_sum, &j->g};
+    sq_bn_sync bns = {bn_sync_sum, &gs};
     if (rc == SQ_OK) rc = grad_sync_init(&gs, j, m, host, np, st);
-    if (rc == SQ_OK && j->g.size > 1 && o->sync_bn) sq_model_set_bn_sync(m, &bns);
+    if (rc == SQ_OK && (j->g.size > 1 || gs.nc) && o->sync_bn) sq_model_set_bn_sync(m, &bns);
 
     int start_epoch = (int)(gstep / spe), skip = (int)(gstep % spe);
     double last_loss = 0;
@@ -655,6 +733,7 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
                 continue;
             }
             float loss = 0;
+            sq_watchdog_set_step(gstep);
             rc = sq_model_forward(m, b->x, NULL, st);
             if (rc == SQ_OK) rc = sq_model_loss(m, b->y, &loss, st);
             sq_loader_release(L, b);
@@ -685,10 +764,12 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
                 if (rc == SQ_OK) rc = save_fold_state(dir, &fs, st);
                 sq_warn("fold %d: stopped after step %ld; checkpoint %s", fold, gstep, last);
             }
-            MPI_Barrier(j->g.comm);
+            sq_code r2 = sq_comm_barrier(j->g.comm, "MPI_Ibarrier after the checkpoint", st);
+            if (rc == SQ_OK) rc = r2;
             break;
         }
-        rc = sq_allreduce_sum_doubles(&j->g, loss_acc, 2, st);
+        rc = sq_allreduce_sum_doubles_named(&j->g, loss_acc, 2, "MPI_Iallreduce of the epoch loss",
+                                            st);
         double loss = loss_acc[1] > 0 ? loss_acc[0] / loss_acc[1] : NAN;
         last_loss = loss;
         double vmae = -1;
@@ -805,7 +886,9 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     }
     /* every rank must see rank 0's directory and know whether it failed */
     int bad = rc != SQ_OK;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, w->comm);
+    sq_watchdog_configure(o->comm_timeout, w->rank, -1);
+    sq_code r2 = sq_comm_max_int(w->comm, &bad, "MPI_Iallreduce of the run-folder check", st);
+    if (r2 != SQ_OK) return r2;
     if (bad)
         return rc != SQ_OK ? rc : sq_fail(st, SQ_ERR_IO, "rank 0 could not create %s", o->run_dir);
 
@@ -835,8 +918,8 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
         return rc; /* the caller aborts the MPI job: other ranks may be inside a collective */
     }
     int any_int = interrupted;
-    MPI_Allreduce(MPI_IN_PLACE, &any_int, 1, MPI_INT, MPI_MAX, w->comm);
-    if (!any_int && w->rank == 0) rc = sq_hub_drain(&j.hub, st);
+    rc = sq_comm_max_int(w->comm, &any_int, "MPI_Iallreduce of the interrupted flag", st);
+    if (rc == SQ_OK && !any_int && w->rank == 0) rc = sq_hub_drain(&j.hub, st);
     sq_prediction *all = NULL;
     int nall = 0;
     if (rc == SQ_OK && !any_int)

@@ -52,6 +52,8 @@ typedef struct sq_train_opts {
     int figures;         /* draw the figures */
     int max_steps;       /* stop every fold after this many steps in total (tests); 0 = off */
     int sync_bn;         /* synchronised BatchNorm over a data-parallel group (default on) */
+    const char *comm;    /* "auto" (NCCL when the backend is CUDA), "nccl" or "mpi" */
+    double comm_timeout; /* seconds a collective may take before the job is ended (watchdog) */
     sq_accuracy_rule rule;
     sq_model_config model; /* input shape and spacing are taken from the site files */
     const cJSON *config;   /* resolved options, saved as run_dir/config.json (may be NULL) */

@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
         /* A rank dies mid-run (SIGKILL: no cleanup) while the others are in a gradient all-reduce:
          * the launcher must end the whole job instead of leaving the survivors hanging. */
         float buf[256] = {0};
-        sq_group world = {w.comm, w.rank, w.size};
+        sq_group world = {w.comm, w.rank, w.size, 0};
         for (int step = 0; step < 1000000; step++) {
             if (w.rank == w.size - 1 && step == 50) raise(SIGKILL);
             if (sq_allreduce_mean(&world, buf, 256, &st) != SQ_OK) {
