@@ -4,6 +4,7 @@
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "data/nifti.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -23,6 +24,7 @@ struct sq_predictor {
     float *x;          /* 2 x D x H x W input */
     sq_volume image;   /* last case, as read */
     sq_volume contour; /* last case, 0/1 on the image grid */
+    double ms[3];      /* last case: read, preprocess, forward */
 };
 
 static sq_code parse_shape(const cJSON *j, const char *origin, preproc *p, sq_status *st) {
@@ -124,10 +126,15 @@ static sq_code preprocess(sq_predictor *p, const sq_volume *img, const sq_volume
 sq_code sq_predictor_estimate(sq_predictor *p, const char *image, const char *contour,
                               const sq_mask_policy *mp, float *estimate, sq_status *st) {
     sq_volume img = {0}, con = {0};
+    double t0 = sq_now();
     sq_code rc = sq_nifti_read_image(image, &img, st);
     if (rc == SQ_OK) rc = sq_contour_read(contour, &img, image, mp, &con, st);
+    double t1 = sq_now();
     if (rc == SQ_OK) rc = preprocess(p, &img, &con, st);
+    double t2 = sq_now();
     if (rc == SQ_OK) rc = sq_model_forward(p->model, p->x, estimate, st);
+    double t3 = sq_now();
+    p->ms[0] = (t1 - t0) * 1e3, p->ms[1] = (t2 - t1) * 1e3, p->ms[2] = (t3 - t2) * 1e3;
     if (rc != SQ_OK) {
         sq_volume_free(&img);
         sq_volume_free(&con);
@@ -145,4 +152,8 @@ const sq_volume *sq_predictor_last_image(const sq_predictor *p) {
 }
 const sq_volume *sq_predictor_last_contour(const sq_predictor *p) {
     return &p->contour;
+}
+
+void sq_predictor_last_ms(const sq_predictor *p, double ms[3]) {
+    memcpy(ms, p->ms, sizeof p->ms);
 }

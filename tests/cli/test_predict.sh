@@ -187,6 +187,13 @@ PY
     ok "--report: index.html failed first then worst first, 2 PNGs, no external asset" ||
     { bad "--report (exit $rc)"; cat "$tmp/chk"; }
 
+# --- bench infer --per-case runs the predict path (the speed itself is a benchmark, not a test)
+"$segqa" bench infer --per-case --shape 16x24x16 --spacing 1x1x1 --steps 2 --warmup 0 --target-ms 10000 >"$tmp/o" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "mean per phase: read" "$tmp/o" && grep -q "x the target (met)" "$tmp/o" &&
+    ok "bench infer --per-case: read/preprocess/forward phases and the ratio to the target" ||
+    { bad "bench infer --per-case (exit $rc)"; cat "$tmp/o"; }
+
 # --- the report in a real headless browser
 {
     cat "$tmp/qc/index.html"
