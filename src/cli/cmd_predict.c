@@ -20,7 +20,7 @@
 
 typedef struct predict_args {
     char ckpt[SQ_PATH_MAX], image[SQ_PATH_MAX], contour[SQ_PATH_MAX], pairs_csv[SQ_PATH_MAX];
-    char report[SQ_PATH_MAX], format[16], device[8], label[256], resample[16];
+    char report[SQ_PATH_MAX], format[16], device[8], label[256], resample[16], crop[16];
     double threshold, mask_threshold;
     long long threads;
     int use_stdin;
@@ -62,6 +62,9 @@ static sq_code parse_args(int argc, char **argv, predict_args *a, int *help, sq_
          0},
         {"threshold", 0, SQ_OPT_DOUBLE, &a->threshold, 0, "X",
          "accept a contour when its estimated Dice is at least X", NULL, 0, 1},
+        {"crop", 0, SQ_OPT_CHOICE, a->crop, sizeof a->crop, "HOW",
+         "crop policy expected of the checkpoint (it stores its own; a mismatch is an error)",
+         "center|contour", 0, 0},
         {"report", 0, SQ_OPT_STRING, a->report, sizeof a->report, "DIR",
          "write a QC report: one PNG per pair and DIR/index.html, worst first", NULL, 0, 0},
         {"format", 'f', SQ_OPT_CHOICE, a->format, sizeof a->format, "FMT", "output", "table|json",
@@ -185,6 +188,17 @@ static int run_batch(sq_predictor *p, const predict_opts *o, const predict_args 
     return b.rejected ? SQ_PREDICT_EXIT_REJECTED : SQ_PREDICT_EXIT_ACCEPTED;
 }
 
+/* The crop is preprocessing, so it comes from the checkpoint; --crop only states what the
+ * caller expects, and a model trained with another policy is refused. */
+static sq_code check_crop(const predict_args *a, const sq_predictor *p, sq_status *st) {
+    if (a->crop[0] && strcmp(a->crop, sq_predictor_crop(p)))
+        return sq_fail(st, SQ_ERR_USAGE,
+                       "--crop %s: checkpoint %s was trained with crop %s (the crop is part of "
+                       "its preprocessing)",
+                       a->crop, a->ckpt, sq_predictor_crop(p));
+    return SQ_OK;
+}
+
 int sq_cmd_predict(int argc, char **argv) {
     predict_args a;
     memset(&a, 0, sizeof a);
@@ -210,7 +224,7 @@ int sq_cmd_predict(int argc, char **argv) {
     sq_debug("predict: backend %s", chosen);
     sq_predictor *p = NULL;
     int code;
-    if (sq_predictor_open(a.ckpt, be, &p, &st) != SQ_OK)
+    if (sq_predictor_open(a.ckpt, be, &p, &st) != SQ_OK || check_crop(&a, p, &st) != SQ_OK)
         code = sq_cli_report("predict", &st);
     else if (a.use_stdin)
         code = predict_serve_stdin(p, &o);

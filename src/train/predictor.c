@@ -16,6 +16,8 @@
 typedef struct preproc {
     int shape[3];
     double lo, hi;
+    int crop_contour;   /* "crop": "contour" (else "center", the default of older checkpoints) */
+    double crop_margin; /* "crop_margin", share of the box extent per side (default 0.1) */
 } preproc;
 
 struct sq_predictor {
@@ -42,6 +44,21 @@ static sq_code parse_shape(const cJSON *j, const char *origin, preproc *p, sq_st
     return SQ_OK;
 }
 
+static sq_code parse_crop(const cJSON *j, const char *origin, preproc *p, sq_status *st) {
+    const char *crop = "center";
+    p->crop_margin = 0.1;
+    SQ_TRY(sq_json_get_string(j, "crop", &crop, 1, origin, st));
+    SQ_TRY(sq_json_get_number(j, "crop_margin", &p->crop_margin, 1, origin, st));
+    if (strcmp(crop, "center") && strcmp(crop, "contour"))
+        return sq_fail(st, SQ_ERR_FORMAT, "%s: key 'crop' is '%s', expected center or contour",
+                       origin, crop);
+    if (!(p->crop_margin >= 0 && p->crop_margin <= 2))
+        return sq_fail(st, SQ_ERR_FORMAT, "%s: key 'crop_margin' is %g, expected 0..2", origin,
+                       p->crop_margin);
+    p->crop_contour = !strcmp(crop, "contour");
+    return SQ_OK;
+}
+
 static sq_code parse_preproc(const char *ckpt, const char *text, preproc *p, sq_status *st) {
     if (!text || !*text || !strcmp(text, "{}"))
         return sq_fail(st, SQ_ERR_FORMAT, "%s: no preprocessing config in the checkpoint", ckpt);
@@ -52,6 +69,7 @@ static sq_code parse_preproc(const char *ckpt, const char *text, preproc *p, sq_
     sq_code rc = sq_json_get_number(j, "norm_lo_percentile", &p->lo, 0, origin, st);
     if (rc == SQ_OK) rc = sq_json_get_number(j, "norm_hi_percentile", &p->hi, 0, origin, st);
     if (rc == SQ_OK) rc = parse_shape(j, origin, p, st);
+    if (rc == SQ_OK) rc = parse_crop(j, origin, p, st);
     cJSON_Delete(j);
     return rc;
 }
@@ -108,8 +126,13 @@ static sq_code preprocess(sq_predictor *p, const sq_volume *img, const sq_volume
     const int *s = p->pp.shape;
     sq_volume ci = {0}, cc = {0};
     double plo, phi;
-    sq_code rc = sq_volume_crop_pad(img, s[0], s[1], s[2], &ci, st);
-    if (rc == SQ_OK) rc = sq_volume_crop_pad(con, s[0], s[1], s[2], &cc, st);
+    sq_code rc;
+    if (p->pp.crop_contour) {
+        rc = sq_volume_crop_contour(img, con, s[0], s[1], s[2], p->pp.crop_margin, &ci, &cc, st);
+    } else {
+        rc = sq_volume_crop_pad(img, s[0], s[1], s[2], &ci, st);
+        if (rc == SQ_OK) rc = sq_volume_crop_pad(con, s[0], s[1], s[2], &cc, st);
+    }
     if (rc == SQ_OK) rc = sq_volume_normalise_percentile(&ci, p->pp.lo, p->pp.hi, &plo, &phi, st);
     if (rc == SQ_OK) {
         size_t vox = sq_volume_numel(&ci);
@@ -156,4 +179,8 @@ const sq_volume *sq_predictor_last_contour(const sq_predictor *p) {
 
 void sq_predictor_last_ms(const sq_predictor *p, double ms[3]) {
     memcpy(ms, p->ms, sizeof p->ms);
+}
+
+const char *sq_predictor_crop(const sq_predictor *p) {
+    return p->pp.crop_contour ? "contour" : "center";
 }

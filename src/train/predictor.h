@@ -37,6 +37,10 @@ sq_code sq_predictor_estimate(sq_predictor *p, const char *image, const char *co
 const sq_volume *sq_predictor_last_image(const sq_predictor *p);
 const sq_volume *sq_predictor_last_contour(const sq_predictor *p);
 
+/* The checkpoint's crop policy: "center" (also for checkpoints without the key) or "contour"
+ * (preproc_config keys "crop" and "crop_margin"; see sq_volume_crop_contour). */
+const char *sq_predictor_crop(const sq_predictor *p);
+
 /* Milliseconds of the last case's phases: [0] NIfTI read + contour rules, [1] crop/pad +
  * normalisation, [2] forward pass. */
 void sq_predictor_last_ms(const sq_predictor *p, double ms[3]);

@@ -43,6 +43,7 @@ L = np.asarray(lab.dataobj)
 A = lab.affine
 save = lambda a, name, aff=A: nib.save(nib.Nifti1Image(a, aff), f"{t}/{name}")
 save((L > 0).astype(np.uint8), "bin.nii.gz")
+save(np.zeros_like(L, dtype=np.uint8), "empty.nii.gz")
 save((L == 1).astype(np.uint8), "bin1.nii.gz")
 save(L.astype(np.int16), "labels16.nii.gz")
 save((L > 0).astype(np.int16), "bin16.nii.gz")
@@ -101,6 +102,29 @@ rc=$?
 e=$("${p[@]}" -m "$tmp/flip.nii.gz" --resample nearest | est)
 [ "$e" = "$e_bin" ] && ok "--resample nearest maps a flipped contour back exactly ($e)" ||
     bad "resample: $e vs $e_bin"
+
+# --- crop policy from the checkpoint: a copy of the checkpoint whose preprocessing says "contour"
+cp "$ck" "$tmp/contour-crop.h5"
+"$py" - "$tmp/contour-crop.h5" <<'PY'
+import h5py, json, numpy as np, sys
+with h5py.File(sys.argv[1], "r+") as f:
+    pp = json.loads(f.attrs["preproc_config"].decode() if isinstance(f.attrs["preproc_config"], bytes) else f.attrs["preproc_config"])
+    assert pp["crop"] == "center", pp
+    pp["crop"] = "contour"
+    del f.attrs["preproc_config"]
+    f.attrs["preproc_config"] = np.bytes_(json.dumps(pp))
+PY
+pc=("$segqa" predict -c "$tmp/contour-crop.h5" -i "$img" --threshold 0 -f json)
+e=$("${pc[@]}" -m "$tmp/bin.nii.gz" --crop contour | est)
+e_empty=$("${p[@]}" -m "$tmp/empty.nii.gz" | est)
+e2=$("${pc[@]}" -m "$tmp/empty.nii.gz" | est)
+[ -n "$e" ] && [ "$e" != "$e_bin" ] && [ -n "$e2" ] && [ "$e2" = "$e_empty" ] &&
+    ok "crop contour from the checkpoint: another input than the centre crop ($e vs $e_bin); an empty contour falls back to the centre ($e2)" ||
+    bad "crop contour: $e vs $e_bin, empty $e2 vs $e_empty"
+"${p[@]}" -m "$tmp/bin.nii.gz" --crop contour >"$tmp/o" 2>"$tmp/e"
+rc=$?
+[ $rc -eq 2 ] && grep -q "trained with crop center" "$tmp/e" &&
+    ok "--crop contour against a centre-cropped checkpoint: refused, exit 2" || { bad "crop mismatch (exit $rc)"; cat "$tmp/e"; }
 
 # --- --pairs goes on past bad pairs
 "$segqa" predict -c "$ck" --pairs "$tmp/pairs.csv" -f json --threshold 0 >"$tmp/o" 2>"$tmp/e"
