@@ -155,7 +155,7 @@ static void run_one(sq_predictor *p, const predict_opts *o, const sq_pair *pr, i
     if (!it->ok) snprintf(it->error, sizeof it->error, "%s", err->msg);
     b->failed += !it->ok;
     b->rejected += it->ok && !it->accept;
-    predict_row row = {pr->id, pr->image,    pr->contour, o->threshold,
+    predict_row row = {pr->id, pr->image,    pr->contour, pr->site, o->threshold,
                        it->ok, it->estimate, it->accept,  err};
     if (it->ok || error_rows) predict_print_row(o, &row);
 }

@@ -16,6 +16,7 @@ static void print_json(const predict_row *r) {
     cJSON_AddStringToObject(j, "id", r->id);
     if (r->image) cJSON_AddStringToObject(j, "image", r->image);
     if (r->contour) cJSON_AddStringToObject(j, "contour", r->contour);
+    if (r->site && r->site[0]) cJSON_AddStringToObject(j, "site", r->site);
     if (r->ok) {
         cJSON_AddNumberToObject(j, "estimated_dice", r->estimate);
         cJSON_AddNumberToObject(j, "threshold", r->threshold);

@@ -17,6 +17,7 @@
 
 typedef struct request {
     char id[256];
+    const char *site;
     const char *image, *contour;
     double threshold;
     sq_mask_policy mask;
@@ -33,7 +34,7 @@ static sq_code check_keys(const cJSON *j, const char *origin, sq_status *st) {
         if (!found)
             return sq_fail(st, SQ_ERR_FORMAT,
                            "%s: unknown key '%s' (expected id, image, contour, label, threshold, "
-                           "resample, mask_threshold)",
+                           "resample, mask_threshold, site)",
                            origin, k->string);
     }
     return SQ_OK;
@@ -75,6 +76,7 @@ static sq_code parse_request(const cJSON *j, const predict_opts *o, request *r, 
     SQ_TRY(check_keys(j, origin, st));
     SQ_TRY(sq_json_get_string(j, "image", &r->image, 0, origin, st));
     SQ_TRY(sq_json_get_string(j, "contour", &r->contour, 0, origin, st));
+    SQ_TRY(sq_json_get_string(j, "site", &r->site, 1, origin, st));
     SQ_TRY(sq_json_get_number(j, "threshold", &r->threshold, 1, origin, st));
     SQ_TRY(sq_json_get_number(j, "mask_threshold", &r->mask.threshold, 1, origin, st));
     const char *rs = NULL;
@@ -116,7 +118,8 @@ static void serve_line(sq_predictor *p, const predict_opts *o, const char *text,
     if (rc != SQ_OK) {
         print_error_line(r.id, line_no, &st);
     } else {
-        predict_row row = {r.id, r.image, r.contour, r.threshold, 1, y, y >= r.threshold, NULL};
+        predict_row row = {r.id, r.image, r.contour,        r.site, r.threshold,
+                           1,    y,       y >= r.threshold, NULL};
         predict_opts jo = *o;
         jo.json = 1;
         predict_print_row(&jo, &row);

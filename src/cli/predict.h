@@ -27,6 +27,7 @@ typedef struct predict_opts {
 /* One case's outcome, as printed. */
 typedef struct predict_row {
     const char *id, *image, *contour;
+    const char *site; /* "" or NULL: none (then no "site" key) */
     double threshold;
     int ok; /* estimated */
     float estimate;
