@@ -135,11 +135,15 @@ static sq_code calibrate(const sq_monitor_ref *r, const sq_monitor_config *c, in
     }
     sq_rng g;
     sq_rng_init(&g, c->seed, 0x6d6f6e, (uint32_t)n);
+    /* smoothed bootstrap (Silverman's bandwidth): a finite reference must not make every value
+     * outside its observed range an alarm */
+    double bw = 1.06 * r->sd * pow((double)r->n, -0.2);
     for (int b = 0; b < c->bootstrap; b++) {
         double sm = 0, sr = 0, xm = 0, xr = 0;
         for (int i = 0; i < n; i++) {
             double zm, zr;
-            increments(r, c, r->y[sq_rng_below(&g, (uint32_t)r->n)], &zm, &zr);
+            double v = r->y[sq_rng_below(&g, (uint32_t)r->n)] + bw * sq_rng_normal(&g);
+            increments(r, c, v < 0 ? 0 : v > 1 ? 1 : v, &zm, &zr);
             sm = fmax(0, sm + zm), sr = fmax(0, sr + zr);
             xm = fmax(xm, sm), xr = fmax(xr, sr);
         }

@@ -6,10 +6,11 @@
  *   the estimate:  z = (mu0 - y) / sd0               (a drop of the mean estimate)
  *   rejection:     r = (1[y < threshold] - p0) / sqrt(p0 (1 - p0))   (a rise of the reject rate)
  * each S = max(0, S + z - k) with k = 0.5 (tuned to a shift of one reference SD). The alarm
- * limits h are calibrated by bootstrap: B streams of the same length drawn with replacement from
- * the reference; h is the (1 - alpha/2) quantile of each statistic's maximum, so a stream drawn
- * from the reference raises an alarm (either statistic) with probability <= alpha (Bonferroni).
- * After an alarm a statistic restarts from 0.
+ * limits h are calibrated by a smoothed bootstrap: B streams of the same length drawn with
+ * replacement from the reference plus Gaussian kernel noise (Silverman's bandwidth); h is the (1 -
+ * alpha/2) quantile of each statistic's maximum, so a stream drawn from the reference raises an
+ * alarm (either statistic) with probability <= alpha (Bonferroni). After an alarm a statistic
+ * restarts from 0.
  *
  * Not for: reading JSON lines or drawing axes' labels of the CLI (cmd_monitor.c).
  */
