@@ -114,7 +114,6 @@ static sq_code make_opts(const predict_args *a, predict_opts *o, sq_status *st) 
         SQ_TRY(sq_label_set_parse(a->label, &o->mask.labels, st));
     }
     o->report_dir = a->report[0] ? a->report : NULL;
-    if (o->report_dir) SQ_TRY(sq_mkdirs(o->report_dir, st));
     return SQ_OK;
 }
 
@@ -167,6 +166,10 @@ static int run_batch(sq_predictor *p, const predict_opts *o, const predict_args 
     batch b = {0};
     int n = 0;
     if (load_pairs(a, &pairs, &n, st) != SQ_OK) return sq_cli_report("predict", st);
+    if (o->report_dir && sq_mkdirs(o->report_dir, st) != SQ_OK) { /* only once the model loaded */
+        free(pairs);
+        return sq_cli_report("predict", st);
+    }
     b.items = calloc((size_t)n, sizeof *b.items);
     if (!b.items) {
         free(pairs);
