@@ -10,6 +10,7 @@
  * gradients), the ratio of our median to PyTorch's, and the peak resident memory of both
  * processes. --out FILE.md writes the table as Markdown.
  */
+#include "bench.h"
 #include "cli.h"
 
 #include "core/fileio.h"
@@ -36,7 +37,8 @@
 typedef struct bopts {
     long long steps, warmup, threads, batch;
     char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024];
-    int no_torch, profile, tf32;
+    int no_torch, profile, tf32, per_case;
+    double target_ms;
     char device[8];
 } bopts;
 
@@ -365,6 +367,11 @@ static int bench_main(int train, int argc, char **argv) {
          "cpu|cuda|auto", 0, 0},
         {"tf32", 0, SQ_OPT_FLAG, &o.tf32, 0, NULL,
          "CUDA: allow TF32 tensor cores on both sides (default strict FP32)", NULL, 0, 0},
+        {"per-case", 0, SQ_OPT_FLAG, &o.per_case, 0, NULL,
+         "infer: one deployment case end to end (NIfTI read + preprocessing + forward)", NULL, 0,
+         0},
+        {"target-ms", 0, SQ_OPT_DOUBLE, &o.target_ms, 0, "MS",
+         "--per-case target (default 50 at 40x56x40, 150 at 28x160x160)", NULL, 0, 1e9},
     };
     sq_cli_spec spec = {train ? "bench train" : "bench infer",
                         train ? "segqa bench train [options]" : "segqa bench infer [options]",
@@ -383,6 +390,13 @@ static int bench_main(int train, int argc, char **argv) {
     if (a.help) return 0;
     sq_model_config c;
     if (parse_config(&o, &c, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
+    if (o.per_case && train) {
+        sq_fail(&st, SQ_ERR_USAGE, "--per-case is an option of bench infer");
+        return sq_cli_report(cmdname, &st);
+    }
+    if (o.per_case)
+        return sq_bench_infer_per_case(&c, o.device, (int)o.threads, o.warmup, o.steps,
+                                       o.target_ms);
     int64_t flops = 0;
     if (sq_model_flops(&c, &flops, &st) != SQ_OK) return sq_cli_report(cmdname, &st);
     bench_run r;

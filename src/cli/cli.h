@@ -51,6 +51,7 @@ int sq_cmd_contours(int argc, char **argv); /* cmd_contours.c */
 int sq_cmd_synth(int argc, char **argv);    /* cmd_synth.c */
 int sq_cmd_demo(int argc, char **argv);     /* cmd_demo.c */
 int sq_cmd_predict(int argc, char **argv);  /* cmd_predict.c */
+int sq_cmd_monitor(int argc, char **argv);  /* cmd_monitor.c */
 int sq_cmd_cv(int argc, char **argv);       /* cmd_train.c */
 int sq_cmd_train(int argc, char **argv);    /* cmd_train.c */
 int sq_cmd_bench(int argc, char **argv);    /* cmd_bench.c: dispatches to the bench_*.c below */

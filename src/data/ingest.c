@@ -486,6 +486,7 @@ sq_code sq_ingest(const sq_ingest_opts *o, sq_ingest_stats *stats, sq_status *st
     cJSON *pp = cJSON_CreateObject();
     cJSON_AddStringToObject(pp, "crop_pad", "centre crop / zero pad to shape (D,H,W = z,y,x)");
     cJSON_AddItemToObject(pp, "shape_zyx", cJSON_CreateIntArray(o->shape, 3));
+    cJSON_AddStringToObject(pp, "crop", "center"); /* the policy predict reads (docs/predict.md) */
     cJSON_AddStringToObject(pp, "normalisation", "percentile linear map to [0,255]");
     cJSON_AddNumberToObject(pp, "norm_lo_percentile", o->lo_pct);
     cJSON_AddNumberToObject(pp, "norm_hi_percentile", o->hi_pct);

@@ -173,6 +173,34 @@ done:
     return rc;
 }
 
+sq_code sq_nifti_read_values(const char *path, sq_volume *out, int *is_float, sq_status *st) {
+    memset(out, 0, sizeof *out);
+    nifti_image *nim = open_nifti(path, st);
+    if (!nim) return st ? st->code : SQ_ERR_FORMAT;
+    sq_code rc = SQ_OK;
+    if (!supported(nim->datatype))
+        rc = sq_fail(st, SQ_ERR_FORMAT, "%s: datatype %s (%d) not supported for a mask", path,
+                     nifti_datatype_string(nim->datatype), nim->datatype);
+    if (rc == SQ_OK) rc = take_geometry(nim, path, SQ_F32, out, st);
+    if (rc == SQ_OK) {
+        *is_float = nim->datatype == DT_FLOAT32 || nim->datatype == DT_FLOAT64;
+        float *x = sq_volume_f32(out);
+        size_t n = sq_volume_numel(out);
+        for (size_t i = 0; i < n && rc == SQ_OK; i++) {
+            double v = voxel(nim, i);
+            if (!isfinite(v) || fabs(v) > 3.0e38)
+                rc = sq_fail(st, SQ_ERR_FORMAT,
+                             "%s: voxel (x=%zu, y=%zu, z=%zu) is %g, expected finite mask values",
+                             path, i % (size_t)out->w, i / (size_t)out->w % (size_t)out->h,
+                             i / ((size_t)out->w * (size_t)out->h), v);
+            x[i] = (float)v;
+        }
+        if (rc != SQ_OK) sq_volume_free(out);
+    }
+    nifti_image_free(nim);
+    return rc;
+}
+
 sq_code sq_nifti_check_pair(const sq_volume *img, const char *img_path, const sq_volume *mask,
                             const char *mask_path, sq_status *st) {
     if (img->d != mask->d || img->h != mask->h || img->w != mask->w)

@@ -23,6 +23,11 @@ sq_code sq_nifti_read_image(const char *path, sq_volume *out, sq_status *st);
 /* A label mask: U8 volume holding the label values (not yet binarised). */
 sq_code sq_nifti_read_mask(const char *path, sq_volume *out, sq_status *st);
 
+/* A mask's raw voxel values as an F32 volume, whatever the datatype (no scl_slope: mask values
+ * are taken as stored); *is_float tells whether the file's datatype is FLOAT32/FLOAT64. Fails on
+ * NaN/Inf. Binarising is data/mask.h's job. */
+sq_code sq_nifti_read_values(const char *path, sq_volume *out, int *is_float, sq_status *st);
+
 /* Check that mask and image have the same shape and (to 1e-3 mm) the same affine. */
 sq_code sq_nifti_check_pair(const sq_volume *img, const char *img_path, const sq_volume *mask,
                             const char *mask_path, sq_status *st);

@@ -51,6 +51,16 @@ void sq_volume_copy_geometry(sq_volume *dst, const sq_volume *src);
  * padding). The affine origin is moved accordingly. out must be freed by the caller. */
 sq_code sq_volume_crop_pad(const sq_volume *in, int d, int h, int w, sq_volume *out, sq_status *st);
 
+/* Crop around the contour instead of the centre (`crop: contour` in the preprocessing): the
+ * contour's bounding box, grown by `margin` times its extent on each side (at least 2 voxels) and
+ * clipped to the volume, resampled to d x h x w: the image trilinearly, the contour by nearest
+ * neighbour, each axis scaled on its own; spacing and affine follow the box. An empty contour
+ * falls back to sq_volume_crop_pad (the centre); an all-ones or noise contour's box is the whole
+ * volume. img F32, con U8 on the same grid. */
+sq_code sq_volume_crop_contour(const sq_volume *img, const sq_volume *con, int d, int h, int w,
+                               double margin, sq_volume *out_img, sq_volume *out_con,
+                               sq_status *st);
+
 /* Map the lo-th and hi-th percentile (e.g. 0, 99; linear interpolation between order statistics,
  * as numpy's default) to [0, 255] in place; values above the hi percentile keep the same linear
  * map. A constant image maps to 0. Reports the two percentile values. */

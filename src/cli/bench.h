@@ -1,0 +1,14 @@
+/* bench.h — what the bench_*.c files of src/cli share. Private to src/cli. */
+#ifndef SEGQA_CLI_BENCH_H
+#define SEGQA_CLI_BENCH_H
+
+#include "model/model.h"
+
+/* `segqa bench infer --per-case`: one deployment case end to end (NIfTI read of image and
+ * contour, contour rules, crop/pad, normalisation, forward) through train/predictor.h, on
+ * synthetic .nii.gz files a little larger than the model shape; ms per case against target_ms
+ * (0: 50 ms at the demo shape 40x56x40, 150 ms at the paper shape 28x160x160, else none). */
+int sq_bench_infer_per_case(const sq_model_config *c, const char *device, int threads,
+                            long long warmup, long long steps, double target_ms);
+
+#endif
