@@ -23,6 +23,8 @@ static const sq_command k_commands[] = {
     {"train", "train one model on all given sites (data-parallel over MPI ranks)", sq_cmd_train},
     {"predict", "estimated Dice + accept/reject of contours from a checkpoint (exit 3: rejected)",
      sq_cmd_predict},
+    {"baseline", "clinical-variable baselines: naive mean and XGBoost GBDT with the study's search",
+     sq_cmd_baseline},
     {"synth", "write a synthetic prostate-like MRI site file at the paper's shape", sq_cmd_synth},
     {"bench", "benchmarks against a named peer measured in the same run (ops, data)", sq_cmd_bench},
     {"check", "self-test of this installation: RNG, BLAS, libraries, bundled data", sq_cmd_check},
