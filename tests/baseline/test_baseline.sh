@@ -32,6 +32,8 @@ for f in table2.md table2.json best_params.json trials.csv importance.csv predic
 done
 [ "$(wc -l <"$tmp/g1/trials.csv")" -eq 13 ] && grep -q ',tpe,' "$tmp/g1/trials.csv" && ok "trials.csv: 12 trials, TPE used" || bad "trials.csv"
 head -c 8 "$tmp/g1/pred_vs_target.png" | od -An -c | grep -q 'P   N   G' && ok "figure is a PNG" || bad "figure is a PNG"
+out=$("$PY" "$(dirname "$0")/check_predictions.py" "$tmp/s.h5" "$tmp/g1" 2>&1) && ok "predictions.csv vs h5py: $out" ||
+    { bad "predictions.csv vs h5py"; echo "$out"; }
 # age carries the signal: the largest total gain
 top=$(sort -t, -k4 -g -r <(tail -n +2 "$tmp/g1/importance.csv") | head -1 | cut -d, -f1)
 [ "$top" = age ] && ok "importance: age first" || bad "importance: top is '$top', expected age"
