@@ -21,8 +21,8 @@ void sq_bl_mean_sd(const double *v, int n, double *mean, double *sd, int *nvalid
 
 /* Fit on every fold but f, predict fold f into oof. */
 static sq_code run_fold(sq_bl_model model, const sq_bl_table *t, const sq_gbdt_params *p,
-                        const int *fold_of, int f, int *train, int *test, double *pred,
-                        double *oof, sq_status *st) {
+                        const int *fold_of, int f, int *train, int *test, double *pred, double *oof,
+                        sq_status *st) {
     int ntr = 0, nte = 0;
     for (int i = 0; i < t->nrows; i++) {
         if (fold_of[i] == f)

@@ -44,8 +44,8 @@ static sq_code xgb_fail(sq_status *st, const char *what) {
     } while (0)
 
 /* A DMatrix of the given rows with names, types ('q' numeric, 'c' categorical) and labels. */
-static sq_code make_dmatrix(const sq_bl_table *t, const int *rows, int n, DMatrixHandle *out,
-                            sq_status *st) {
+static sq_code make_dmatrix(const sq_bl_table *t, const int *rows, int n, int nthread,
+                            DMatrixHandle *out, sq_status *st) {
     const int nf = t->nfeat;
     float *x = malloc(sizeof(float) * (size_t)nf * (size_t)n);
     float *y = malloc(sizeof(float) * (size_t)n);
@@ -65,7 +65,8 @@ static sq_code make_dmatrix(const sq_bl_table *t, const int *rows, int n, DMatri
         names[j] = t->feat[j].name;
         types[j] = t->feat[j].type == SQ_BL_CATEGORICAL ? "c" : "q";
     }
-    XGB_TRY(XGDMatrixCreateFromMat(x, (bst_ulong)n, (bst_ulong)nf, NAN, out), "DMatrix");
+    XGB_TRY(XGDMatrixCreateFromMat_omp(x, (bst_ulong)n, (bst_ulong)nf, NAN, out, nthread),
+            "DMatrix");
     XGB_TRY(XGDMatrixSetFloatInfo(*out, "label", y, (bst_ulong)n), "labels");
     XGB_TRY(XGDMatrixSetStrFeatureInfo(*out, "feature_name", names, (bst_ulong)nf), "names");
     XGB_TRY(XGDMatrixSetStrFeatureInfo(*out, "feature_type", types, (bst_ulong)nf), "types");
@@ -86,13 +87,15 @@ static double mean_target(const sq_bl_table *t, const int *rows, int n) {
 static sq_code train_booster(const sq_bl_table *t, const sq_gbdt_params *p, const int *rows, int n,
                              BoosterHandle *out, sq_status *st) {
     DMatrixHandle d;
-    SQ_TRY(make_dmatrix(t, rows, n, &d, st));
+    SQ_TRY(make_dmatrix(t, rows, n, p->nthread, &d, st));
     sq_code rc = SQ_OK;
     BoosterHandle b = NULL;
     char v[64];
     XGB_TRY(XGBoosterCreate(&d, 1, &b), "booster");
-    const char *fixed[][2] = {{"objective", "reg:squarederror"}, {"tree_method", "hist"},
-                              {"verbosity", "0"},                {"max_cat_to_onehot", "4"}};
+    const char *fixed[][2] = {{"objective", "reg:squarederror"},
+                              {"tree_method", "hist"},
+                              {"verbosity", "0"},
+                              {"max_cat_to_onehot", "4"}};
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
         XGB_TRY(XGBoosterSetParam(b, fixed[k][0], fixed[k][1]), fixed[k][0]);
 #define SET(name, fmt, val)                                                                        \
@@ -116,9 +119,9 @@ done:
 }
 
 static sq_code predict_rows(BoosterHandle b, const sq_bl_table *t, const int *rows, int n,
-                            double *pred, sq_status *st) {
+                            int nthread, double *pred, sq_status *st) {
     DMatrixHandle d;
-    SQ_TRY(make_dmatrix(t, rows, n, &d, st));
+    SQ_TRY(make_dmatrix(t, rows, n, nthread, &d, st));
     sq_code rc = SQ_OK;
     const bst_ulong *shape;
     bst_ulong dim;
@@ -152,13 +155,13 @@ sq_code sq_bl_fit_predict(sq_bl_model model, const sq_bl_table *t, const sq_gbdt
     }
     BoosterHandle b;
     SQ_TRY(train_booster(t, p, train, ntrain, &b, st));
-    sq_code rc = predict_rows(b, t, test, ntest, pred, st);
+    sq_code rc = predict_rows(b, t, test, ntest, p->nthread, pred, st);
     XGBoosterFree(b);
     return rc;
 }
 
-static sq_code feature_scores(BoosterHandle b, const sq_bl_table *t, const char *type,
-                              double *out, sq_status *st) {
+static sq_code feature_scores(BoosterHandle b, const sq_bl_table *t, const char *type, double *out,
+                              sq_status *st) {
     char cfg[64];
     snprintf(cfg, sizeof cfg, "{\"importance_type\":\"%s\"}", type);
     bst_ulong nfeat, dim;

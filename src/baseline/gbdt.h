@@ -4,8 +4,8 @@
  * GBDT: squared error, histogram trees, categorical variables split natively (feature type 'c':
  * XGBoost partitions the categories at a node, one-hot splits below max_cat_to_onehot = 4 labels),
  * missing values routed by learnt default directions, boosting from the training mean (as CatBoost
- * does for RMSE), a fixed learning rate (the study left CatBoost's at its default). The search knobs
- * are n_estimators, max_depth, lambda (L2 on leaf weights, CatBoost's l2_leaf_reg) and
+ * does for RMSE), a fixed learning rate (the study left CatBoost's at its default). The search
+ * knobs are n_estimators, max_depth, lambda (L2 on leaf weights, CatBoost's l2_leaf_reg) and
  * colsample_bynode (the random feature subset each split may choose from: XGBoost's nearest
  * randomisation of split selection, standing in for CatBoost's random_strength). Every fit is
  * deterministic in (params, seed, rows).

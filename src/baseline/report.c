@@ -22,7 +22,8 @@ typedef struct row_stats {
 
 static row_stats stats_of(const sq_bl_repeat *r, int n) {
     row_stats s;
-    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1)), *w = v ? malloc(sizeof(double) * (size_t)(n ? n : 1)) : NULL;
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1)),
+           *w = v ? malloc(sizeof(double) * (size_t)(n ? n : 1)) : NULL;
     memset(&s, 0, sizeof s);
     s.n = n;
     if (!v || !w) {
@@ -39,8 +40,9 @@ static row_stats stats_of(const sq_bl_repeat *r, int n) {
 }
 
 /* Text built in memory, then written atomically. */
-static sq_code write_text(const char *dir, const char *name, void (*fill)(FILE *, const sq_bl_report *),
-                          const sq_bl_report *rep, sq_status *st) {
+static sq_code write_text(const char *dir, const char *name,
+                          void (*fill)(FILE *, const sq_bl_report *), const sq_bl_report *rep,
+                          sq_status *st) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -169,7 +171,8 @@ static cJSON *table_json(const sq_bl_report *rep) {
     cJSON_AddNumberToObject(root, "repeats_final", r->nrep);
     cJSON_AddNumberToObject(root, "seed", (double)rep->opts->seed);
     cJSON *rows = cJSON_AddObjectToObject(root, "models");
-    if (rep->model == SQ_BL_GBDT) cJSON_AddItemToObject(rows, "gbdt", row_json(stats_of(r->gbdt, r->nrep)));
+    if (rep->model == SQ_BL_GBDT)
+        cJSON_AddItemToObject(rows, "gbdt", row_json(stats_of(r->gbdt, r->nrep)));
     cJSON_AddItemToObject(rows, "naive", row_json(stats_of(r->naive, r->nrep)));
     cJSON *vars = cJSON_AddArrayToObject(root, "variables");
     for (int j = 0; j < t->nfeat; j++) {
@@ -194,7 +197,8 @@ static cJSON *table_json(const sq_bl_report *rep) {
 static sq_code write_json(const char *dir, const char *name, cJSON *root, sq_status *st) {
     char path[SQ_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    sq_code rc = root ? sq_json_write_file(path, root, st) : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+    sq_code rc =
+        root ? sq_json_write_file(path, root, st) : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
     cJSON_Delete(root);
     return rc;
 }

@@ -146,8 +146,8 @@ static int cmp_ranked(const void *a, const void *b) {
 }
 
 /* Fit l (good trials) and g (the rest) for parameter k. */
-static void fit_split(const sq_bl_trial *done, const ranked *rk, int n, int ngood, int k,
-                      parzen *l, parzen *g) {
+static void fit_split(const sq_bl_trial *done, const ranked *rk, int n, int ngood, int k, parzen *l,
+                      parzen *g) {
     double *obs = malloc(sizeof(double) * (size_t)(n ? n : 1));
     double lo, hi;
     u_range(&k_space[k], &lo, &hi);
@@ -225,16 +225,35 @@ static sq_code score_trial(const sq_bl_table *t, const sq_bl_search_opts *o, sq_
     return rc;
 }
 
-/* One round: trials [t0, t0 + nb) proposed from [0, t0), run round-robin over ranks. */
-static sq_code search_round(const sq_bl_table *t, const sq_bl_search_opts *o,
-                            const sq_bl_par *par, sq_bl_trial *tr, int t0, int nb, double *buf,
-                            sq_status *st) {
+/* Who runs which trial of a round: longest first onto the least-loaded rank (cost ~ trees x
+ * depth), the same on every rank. Only the speed depends on it, never the result. */
+static void assign_owners(const sq_bl_trial *tr, int nb, int size, int *owner) {
+    double load[256] = {0};
+    int done[256] = {0};
+    if (size > 256) size = 256;
+    for (int step = 0; step < nb; step++) {
+        int pick = -1;
+        for (int i = 0; i < nb; i++)
+            if (!done[i] && (pick < 0 || tr[i].x[0] * tr[i].x[1] > tr[pick].x[0] * tr[pick].x[1]))
+                pick = i;
+        int r = 0;
+        for (int k = 1; k < size; k++)
+            if (load[k] < load[r]) r = k;
+        owner[pick] = r, done[pick] = 1, load[r] += tr[pick].x[0] * tr[pick].x[1];
+    }
+}
+
+/* One round: trials [t0, t0 + nb) proposed from [0, t0), spread over the ranks. */
+static sq_code search_round(const sq_bl_table *t, const sq_bl_search_opts *o, const sq_bl_par *par,
+                            sq_bl_trial *tr, int t0, int nb, double *buf, sq_status *st) {
     sq_code rc = SQ_OK;
     for (int i = t0; i < t0 + nb; i++)
         sq_bl_propose(tr, t0, i, o->startup, o->seed, tr[i].x, &tr[i].tpe);
     memset(buf, 0, sizeof(double) * 2 * (size_t)nb);
+    int owner[256];
+    assign_owners(tr + t0, nb, par_size(par), owner);
     for (int i = t0; i < t0 + nb && rc == SQ_OK; i++) {
-        if (i % par_size(par) != par_rank(par)) continue;
+        if (owner[i - t0] != par_rank(par)) continue;
         rc = score_trial(t, o, &tr[i], st);
         buf[2 * (i - t0)] = tr[i].mae, buf[2 * (i - t0) + 1] = tr[i].mae_sd;
     }
@@ -251,7 +270,7 @@ static sq_code search_round(const sq_bl_table *t, const sq_bl_search_opts *o,
         tr[i].mae = buf[2 * (i - t0)], tr[i].mae_sd = buf[2 * (i - t0) + 1];
         if (!isfinite(tr[i].mae))
             return sq_fail(st, SQ_ERR_INTERNAL, "baseline: trial %d failed on rank %d", i,
-                           i % par_size(par));
+                           owner[i - t0]);
     }
     return SQ_OK;
 }

@@ -57,7 +57,7 @@ typedef struct sq_bl_result {
     sq_bl_trial *trials;
     sq_gbdt_params best_params;
     int nrep;
-    sq_bl_repeat *gbdt, *naive; /* per final repeat */
+    sq_bl_repeat *gbdt, *naive;   /* per final repeat */
     double *oof_gbdt, *oof_naive; /* final repeat 0, per row */
     int *fold;                    /* final repeat 0, per row */
     double search_seconds, final_seconds;

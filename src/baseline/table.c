@@ -75,7 +75,8 @@ static int grow(void **p, size_t elem, int n) {
 static int add_row(raw_table *r, const char *patient, const char *site) {
     sq_bl_table *t = r->t;
     int n = t->nrows;
-    if (grow((void **)&t->patient, sizeof *t->patient, n) || grow((void **)&t->site, sizeof *t->site, n) ||
+    if (grow((void **)&t->patient, sizeof *t->patient, n) ||
+        grow((void **)&t->site, sizeof *t->site, n) ||
         grow((void **)&t->ncontours, sizeof *t->ncontours, n) ||
         grow((void **)&t->target, sizeof *t->target, n) ||
         grow((void **)&r->first_case, sizeof *r->first_case, n) ||
@@ -274,13 +275,13 @@ static sq_code csv_check_duplicate_case(char (*seen)[SQ_BL_NAME_MAX], int nseen,
                                         sq_status *st) {
     for (int i = 0; i < nseen; i++)
         if (!strcmp(seen[i], key))
-            return sq_fail(st, SQ_ERR_FORMAT, "%s:%d: duplicate case '%s' (first on line %d)",
-                           csv, lineno, key, seen_line[i]);
+            return sq_fail(st, SQ_ERR_FORMAT, "%s:%d: duplicate case '%s' (first on line %d)", csv,
+                           lineno, key, seen_line[i]);
     return SQ_OK;
 }
 
-static sq_code csv_header(raw_table *r, const char *csv, char **hdr, int nh, int *key,
-                          int *by_case, sq_status *st) {
+static sq_code csv_header(raw_table *r, const char *csv, char **hdr, int nh, int *key, int *by_case,
+                          sq_status *st) {
     *key = -1;
     for (int k = 0; k < nh; k++)
         if (!strcmp(hdr[k], "patient")) *key = k;
@@ -313,7 +314,8 @@ static sq_code csv_rows(raw_table *r, const char *csv, char *text, sq_status *st
     int *first_line = malloc(sizeof(int) * (size_t)n);
     int *seen_line = malloc(sizeof(int) * (size_t)(r->ncases + 1));
     char(*seen)[SQ_BL_NAME_MAX] = malloc(sizeof *seen * (size_t)(r->ncases + 1));
-    sq_code rc = first_line && seen && seen_line ? SQ_OK : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+    sq_code rc =
+        first_line && seen && seen_line ? SQ_OK : sq_fail(st, SQ_ERR_NOMEM, "out of memory");
     while (rc == SQ_OK && (line = strtok_r(NULL, "\n", &save))) {
         lineno++;
         if (!*line || !strcmp(line, "\r")) continue;
@@ -458,8 +460,10 @@ static sq_code select_columns(raw_table *r, const sq_bl_source *src, char (*name
         int d = -1;
         if (colon) {
             *colon = 0;
-            if (!strcmp(colon + 1, "num")) d = SQ_BL_NUMERIC;
-            else if (!strcmp(colon + 1, "cat")) d = SQ_BL_CATEGORICAL;
+            if (!strcmp(colon + 1, "num"))
+                d = SQ_BL_NUMERIC;
+            else if (!strcmp(colon + 1, "cat"))
+                d = SQ_BL_CATEGORICAL;
             else
                 return sq_fail(st, SQ_ERR_USAGE,
                                "--features: '%s:%s': expected the type 'num' or 'cat'", tok,
@@ -515,6 +519,10 @@ sq_code sq_bl_table_load(const sq_bl_source *src, sq_bl_table *t, sq_status *st)
     memset(&r, 0, sizeof r);
     r.t = t;
     sq_code rc = load_sites(&r, src, st);
+    if (rc == SQ_OK && src->targets_only) {
+        raw_free(&r);
+        return SQ_OK;
+    }
     if (rc == SQ_OK)
         rc = src->clinical_csv && *src->clinical_csv ? vars_from_csv(&r, src->clinical_csv, st)
                                                      : vars_from_sites(&r, st);

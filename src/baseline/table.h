@@ -45,6 +45,7 @@ typedef struct sq_bl_source {
     int nsites;
     const char *clinical_csv; /* NULL/"": the site files' clinical JSON */
     const char *features;     /* "a,b:cat,c:num" or NULL/"": every variable found */
+    int targets_only;         /* the naive model: patients and targets, no variables needed */
 } sq_bl_source;
 
 sq_code sq_bl_table_load(const sq_bl_source *src, sq_bl_table *t, sq_status *st);

@@ -61,11 +61,14 @@ static sq_bl_search_opts search_opts(const baseline_cli *c, int rank) {
 
 static sq_code run_baseline(const baseline_cli *c, const sq_cli_args *a, const sq_world *w,
                             cJSON *config, sq_status *st) {
-    const sq_bl_source src = {(const char *const *)a->pos, a->npos, c->clinical, c->features};
+    const sq_bl_model model = strcmp(c->model, "gbdt") ? SQ_BL_NAIVE : SQ_BL_GBDT;
+    /* the naive model needs no variables, unless a CSV was given (then it is checked) */
+    const int targets_only = model == SQ_BL_NAIVE && !*c->clinical && !*c->features;
+    const sq_bl_source src = {(const char *const *)a->pos, a->npos, c->clinical, c->features,
+                              targets_only};
     sq_bl_table t;
     SQ_TRY(sq_bl_table_load(&src, &t, st));
     if (c->shuffle) shuffle_targets(&t, (uint64_t)c->seed);
-    const sq_bl_model model = strcmp(c->model, "gbdt") ? SQ_BL_NAIVE : SQ_BL_GBDT;
     sq_info("baseline %s: %d patients, %d variables, %d ranks", c->model, t.nrows, t.nfeat,
             w->size);
     sq_bl_search_opts o = search_opts(c, w->rank);
@@ -104,28 +107,26 @@ int sq_cmd_baseline(int argc, char **argv) {
          "the site files",
          NULL, 0, 0},
         {"features", 0, SQ_OPT_STRING, c.features, sizeof c.features, "LIST",
-         "variables to use, e.g. age,isup:cat,ipsa:num (default: all; type inferred)", NULL, 0,
-         0},
+         "variables to use, e.g. age,isup:cat,ipsa:num (default: all; type inferred)", NULL, 0, 0},
         {"trials", 0, SQ_OPT_INT, &c.trials, 0, "N", "search trials (study: 64)", NULL, 1, 4096},
-        {"startup", 0, SQ_OPT_INT, &c.startup, 0, "N", "random trials before TPE proposals",
-         NULL, 0, 4096},
+        {"startup", 0, SQ_OPT_INT, &c.startup, 0, "N", "random trials before TPE proposals", NULL,
+         0, 4096},
         {"batch", 0, SQ_OPT_INT, &c.batch, 0, "N",
-         "proposals per round (spread over ranks; part of the result, unlike the rank count)",
-         NULL, 1, 256},
+         "proposals per round (spread over ranks; part of the result, unlike the rank count)", NULL,
+         1, 256},
         {"repeats-search", 0, SQ_OPT_INT, &c.rep_search, 0, "N",
          "repeated CVs scoring each trial (study: 8)", NULL, 1, 1024},
         {"repeats-final", 0, SQ_OPT_INT, &c.rep_final, 0, "N",
          "repeated CVs evaluating the best trial and naive (study: 64)", NULL, 1, 4096},
         {"folds", 'k', SQ_OPT_INT, &c.folds, 0, "K", "folds per CV (per patient)", NULL, 2, 64},
-        {"eta", 0, SQ_OPT_DOUBLE, &c.eta, 0, "X", "GBDT learning rate (not searched)", NULL,
-         1e-4, 1},
+        {"eta", 0, SQ_OPT_DOUBLE, &c.eta, 0, "X", "GBDT learning rate (not searched)", NULL, 1e-4,
+         1},
         {"seed", 's', SQ_OPT_INT, &c.seed, 0, "N", "seed of folds, proposals and trees", NULL, 0,
          9.0e15},
-        {"threads", 't', SQ_OPT_INT, &c.threads, 0, "N", "XGBoost threads per rank", NULL, 1,
-         256},
+        {"threads", 't', SQ_OPT_INT, &c.threads, 0, "N", "XGBoost threads per rank", NULL, 1, 256},
         {"shuffle-targets", 0, SQ_OPT_FLAG, &c.shuffle, 0, NULL,
-         "control: permute the targets across patients (a GBDT should then not beat naive)",
-         NULL, 0, 0},
+         "control: permute the targets across patients (a GBDT should then not beat naive)", NULL,
+         0, 0},
         {"no-figures", 0, SQ_OPT_FLAG, &c.no_figures, 0, NULL, "do not draw the figure", NULL, 0,
          0},
     };
