@@ -96,5 +96,22 @@ expect_error missing-patient "short.csv: no row for patient 'synth_029'" "$tmp/s
 sed '1s/patient/who/' "$csv" >"$tmp/nokey.csv"
 expect_error no-key-column "nokey.csv:1: header needs a column 'patient' or 'case'" "$tmp/nokey.csv"
 
+# 6. segqa cv on a site with clinical variables: the GBDT on the run's own folds beside the network
+"$SEGQA" synth -q -o "$tmp/cv.h5" --shape 8x32x32 -n 30 --clinical-signal 1 >/dev/null
+"$SEGQA" cv -q "$tmp/cv.h5" --out "$tmp/cvrun" --folds 3 --epochs 1 --fpn-channels 16 --fpn-repeats 1 \
+    --threads 1 --workers 1 --no-figures --no-failures >"$tmp/cv.out" 2>&1
+if grep -q '^  GBDT clinical  MAE' "$tmp/cv.out" && "$PY" - "$tmp/cvrun" <<'PYEOF'; then
+import json, math, sys
+b = json.load(open(sys.argv[1] + "/clinical_baseline.json"))
+m = json.load(open(sys.argv[1] + "/metrics.json"))["summary"]["real_contours"]
+assert b["real_contours"] == m["segqa"]["n"] == 40, b
+assert b["network"]["mae"] == m["segqa"]["mae"] and b["naive"]["mae"] == m["naive"]["mae"]
+assert math.isfinite(b["gbdt_clinical"]["mae"]) and 0 < b["gbdt_clinical"]["mae"] < 0.2, b
+PYEOF
+    ok "cv: GBDT beside the network ($(grep 'GBDT clinical' "$tmp/cv.out" | xargs))"
+else
+    bad "cv: GBDT beside the network"; cat "$tmp/cv.out"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
