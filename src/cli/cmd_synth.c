@@ -12,7 +12,7 @@ int sq_cmd_synth(int argc, char **argv) {
     sq_synth_opts o = sq_synth_opts_default();
     char output[4096] = "", nifti[4096] = "", shape[64] = "28x160x160";
     long long n = o.n_cases, seed = (long long)o.seed;
-    double two = o.two_contour_frac;
+    double two = o.two_contour_frac, signal = o.clinical_signal;
     const sq_option opts[] = {
         {"output", 'o', SQ_OPT_STRING, output, sizeof output, "SITE.h5", "site file to write", NULL,
          0, 0},
@@ -22,6 +22,8 @@ int sq_cmd_synth(int argc, char **argv) {
         {"two-contours", 0, SQ_OPT_DOUBLE, &two, 0, "F",
          "fraction of cases with a second contour (paper: 20 of 60)", NULL, 0, 1},
         {"seed", 0, SQ_OPT_INT, &seed, 0, "N", "random seed (Philox)", NULL, 0, 9.2e18},
+        {"clinical-signal", 0, SQ_OPT_DOUBLE, &signal, 0, "X",
+         "tie of age to difficulty: 0 weak (default), 1 age = 66 + 30 difficulty", NULL, 0, 1},
         {"nifti", 0, SQ_OPT_STRING, nifti, sizeof nifti, "DIR",
          "also write images/, labels/, contours/<name>/ and clinical.csv under DIR", NULL, 0, 0},
     };
@@ -60,6 +62,7 @@ int sq_cmd_synth(int argc, char **argv) {
     o.n_cases = (int)n;
     o.seed = (unsigned long long)seed;
     o.two_contour_frac = two;
+    o.clinical_signal = signal;
     o.progress = 1;
     sq_synth_stats s;
     if (sq_synth(&o, &s, &st) != SQ_OK) return sq_cli_report("synth", &st);

@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include "baseline/beside.h"
 #include "core/log.h"
 #include "hpc/comm.h"
 #include "hpc/signals.h"
@@ -103,6 +104,20 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->deterministic = c->deterministic;
     o->comm = c->comm;
     o->comm_timeout = c->comm_timeout;
+}
+
+/* After a CV on sites with clinical variables: the GBDT on the same folds, beside the network. */
+static void clinical_beside(const sq_train_opts *o) {
+    sq_bl_beside b;
+    sq_status st;
+    sq_status_clear(&st);
+    if (sq_bl_cv_beside(o->run_dir, o->sites, o->nsites, o->seed, &b, &st) != SQ_OK)
+        sq_warn("clinical baseline beside the network skipped: %s", st.msg);
+    else if (b.done) {
+        sq_bl_beside_print(stdout, &b);
+        fflush(stdout);
+    } else
+        sq_debug("no clinical baseline: %s", b.why);
 }
 
 static int run(int argc, char **argv, int cv) {
@@ -218,6 +233,7 @@ static int run(int argc, char **argv, int cv) {
     }
     o.config = resolved;
     if (rc == SQ_OK) rc = sq_train_run(&o, &w, &st);
+    if (rc == SQ_OK && cv && w.rank == 0) clinical_beside(&o);
     cJSON_Delete(resolved);
     int code = rc == SQ_OK ? 0 : sq_cli_report(name, &st);
     if (rc != SQ_OK && rc != SQ_ERR_INTERRUPTED && w.size > 1) {

@@ -25,6 +25,8 @@ static const sq_command k_commands[] = {
      sq_cmd_predict},
     {"monitor", "drift of a deployed model's estimates against its CV reference (exit 3: drift)",
      sq_cmd_monitor},
+    {"baseline", "clinical-variable baselines: naive mean and XGBoost GBDT with the study's search",
+     sq_cmd_baseline},
     {"synth", "write a synthetic prostate-like MRI site file at the paper's shape", sq_cmd_synth},
     {"bench", "benchmarks against a named peer measured in the same run (ops, data)", sq_cmd_bench},
     {"check", "self-test of this installation: RNG, BLAS, libraries, bundled data", sq_cmd_check},

@@ -95,7 +95,8 @@ static sq_code make_case(const sq_synth_opts *o, int i, double difficulty, sq_ca
     /* clinical variables, weakly tied to difficulty */
     double vox_ml = o->spacing[0] * o->spacing[1] * o->spacing[2] / 1000.0;
     double volume = (double)inside * vox_ml;
-    double age = 66 + 7 * sq_rng_normal(&r) + 4 * difficulty;
+    const double sig = o->clinical_signal;
+    double age = 66 + 7 * (1 - sig) * sq_rng_normal(&r) + (4 + 26 * sig) * difficulty;
     int isup = 1 + (int)fmin(4, fmax(0, floor(2.2 * sq_rng_uniform(&r) +
                                               2.0 * difficulty * sq_rng_uniform(&r))));
     int pirads = 2 + (int)fmin(3, fmax(0, floor(isup * 0.5 + 1.5 * sq_rng_uniform(&r))));

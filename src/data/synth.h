@@ -22,6 +22,9 @@ typedef struct sq_synth_opts {
     double two_contour_frac; /* fraction of cases with a second contour (paper: 20/60) */
     unsigned long long seed;
     int progress;
+    /* 0 (default): age only weakly tied to difficulty (66 + 7 N(0,1) + 4 d); 1: age = 66 + 30 d,
+     * so the clinical baselines have something to find. Other draws and variables unchanged. */
+    double clinical_signal;
 } sq_synth_opts;
 
 typedef struct sq_synth_stats {
