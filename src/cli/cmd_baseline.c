@@ -32,7 +32,7 @@ static void defaults(baseline_cli *c) {
 
 static sq_code mpi_sum(void *ctx, double *buf, int n, sq_status *st) {
     const sq_world *w = ctx;
-    sq_group g = {w->comm, w->rank, w->size};
+    sq_group g = {w->comm, w->rank, w->size, 0};
     return sq_allreduce_sum_doubles(&g, buf, n, st);
 }
 
