@@ -357,8 +357,10 @@ static sq_code write_figure(const sweep *s, sq_sweep_metric metric, sq_status *s
     for (int p = 0; p < np && rc == SQ_OK; p++) {
         int cat = 0, logx = 0;
         rc = write_param_data(s, p, metric, &cat, &logx, st);
-        fprintf(f, "%s\nset xlabel '%s'\nunset xtics\nset xtics\n",
-                logx ? "set logscale x" : "unset logscale x", s->param[p]);
+        fprintf(f, "%s\nset xlabel '%s'\nunset xtics\n%s\n",
+                logx ? "set logscale x" : "unset logscale x", s->param[p],
+                cat ? "set xtics norotate\nset format x '%g'"
+                    : "set xtics rotate by -35 left\nset format x '%.3g'");
         fprintf(f, "plot '.sweep-p%d.dat' using 1:3%s with points pt 7 ps 1.2 notitle\n", p,
                 cat ? ":xtic(2)" : "");
     }
