@@ -109,6 +109,14 @@ static void read_metrics(sweep *s, task *t, const char *run) {
     cJSON *m = NULL;
     sq_status st;
     sq_status_clear(&st);
+    if (!sq_file_exists(path)) { /* `segqa train` tasks: all/state.json holds the best val MAE */
+        snprintf(path, sizeof path, "%s/all/state.json", run);
+        if (sq_json_read_file(path, &m, &st) == SQ_OK) {
+            t->m[SQ_SWEEP_VAL_MAE] = number_at(m, "best_val_mae", NULL, NULL);
+            cJSON_Delete(m);
+            return;
+        }
+    }
     if (sq_json_read_file(path, &m, &st) != SQ_OK) {
         snprintf(t->state, sizeof t->state, "failed");
         snprintf(t->detail, sizeof t->detail, "ended without a readable metrics.json");
@@ -199,7 +207,13 @@ static void fmt_num(char *b, size_t n, double v) {
 
 /* What the ranking used, in words (the head of the Markdown report). */
 static void chosen_on(const sweep *s, sq_sweep_metric metric, char *b, size_t n) {
-    if (metric == SQ_SWEEP_VAL_MAE)
+    if (metric == SQ_SWEEP_VAL_MAE && !isfinite(s->val_fraction))
+        snprintf(b, n,
+                 "Ranked by **val_mae**: the best real-contour MAE on the validation patients "
+                 "(--val-fraction of the training patients, held out of training; metrics.json "
+                 "`validation`, or all/state.json for `segqa train` tasks). Test-fold numbers "
+                 "are shown for information only and were not used to choose.");
+    else if (metric == SQ_SWEEP_VAL_MAE)
         snprintf(b, n,
                  "Ranked by **val_mae**: the mean over folds of each fold's best real-contour MAE "
                  "on its validation patients (%.0f %% of the fold's training patients, held out "

@@ -160,8 +160,8 @@ static sq_code make_splits(job *j, sq_status *st) {
                          sp.nfolds, o->nfolds);
     } else if (o->split_by_site) {
         if (o->nfolds != o->nsites)
-            rc = sq_fail(st, SQ_ERR_USAGE, "--split-by site: %d folds for %d site files",
-                         o->nfolds, o->nsites);
+            rc = sq_fail(st, SQ_ERR_USAGE, "--split-by site: %d folds for %d site files", o->nfolds,
+                         o->nsites);
         else
             rc = sq_splits_by_group(ck, pk, j->case_site, j->ncases, o->nsites, &sp, st);
     } else {

@@ -8,7 +8,8 @@
 #     the same parameters as an uninterrupted run;
 #   * USR1 to the batch shell (what --signal=B:USR1@120 sends) is forwarded, segqa exits 75, the
 #     script requeues itself and the requeued job completes;
-#   * an oversized request fails at submission instead of pending.
+#   * an oversized request fails at submission instead of pending;
+#   * the MPI world must match SLURM_NTASKS: segqa cv as 1 rank in a 2-task job fails loudly.
 set -u
 segqa=$1
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -76,6 +77,16 @@ if [ $rc -ne 0 ] && grep -qi "submission failed" <<<"$out" && [ -z "$(squeue -h)
     ok "64 tasks on a 2-CPU cluster: refused at submission ($out)"
 else
     bad "oversized request: exit $rc, '$out', queue: $(squeue -h)"
+fi
+
+# --- the start-up check through sbatch: one rank in a 2-task allocation is a world of 1 --------
+# (srun --mpi=none is refused by Open MPI itself inside MPI_Init, before segqa's check)
+id=$(sbatch --parsable --ntasks=2 -o "$tmp/nopmix.out" --wrap "mpirun --allow-run-as-root -np 1 $segqa cv ${net[*]} --epochs 1 --out $tmp/nopmix $tmp/site.h5")
+state=$(wait_job "$id")
+if [ "$state" = FAILED ] && grep -q "MPI world size 1 differs from SLURM_NTASKS=2" "$tmp/nopmix.out" && [ ! -e "$tmp/nopmix/fold-0" ]; then
+    ok "mpirun -np 1 in a 2-task job: segqa refuses to start (world 1 vs SLURM_NTASKS=2), job FAILED"
+else
+    bad "world-size check: state $state"; tail -5 "$tmp/nopmix.out"
 fi
 
 # --- a 3-task array sweep, one task failing on purpose -----------------------------------------
