@@ -9,6 +9,9 @@
 # clusters can run side by side). Facts this relies on (../shared/TOOLCHAIN.md): Slurm 22.05 runs as
 # root with auth/none and cred/none (no munge), cons_tres with CR_Core, MpiDefault=pmix,
 # EnforcePartLimits=ALL (an oversized request fails at submission instead of pending forever).
+# Requeue: slurmd refuses to relaunch a job whose credential it revoked until the credential
+# expires, and slurmctld holds a requeued job for cred_expire + 1 s for that reason (default 120:
+# two minutes); cred_expire=5 with a 1 s scheduler interval restarts a requeued job in ~6 s.
 # SEGQA_SLURM_NODES=N (default 1) starts N slurmd on this machine as nodes node1..nodeN (each with
 # its own port, spool, pid file and TmpFS: PMIx puts its per-step folder under TmpFS, and two
 # stepds of one step on one machine collide on a shared /tmp), the CPUs split between them.
@@ -86,6 +89,7 @@ ClusterName=segqa-local
 SlurmctldHost=localhost
 SlurmUser=root
 AuthType=auth/none
+AuthInfo=cred_expire=5
 CredType=cred/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -94,7 +98,8 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=pmix
-SchedulerParameters=batch_sched_delay=0
+SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1
+MailProg=/bin/true
 EnforcePartLimits=ALL
 ReturnToService=2
 SlurmctldPort=${SEGQA_SLURMCTLD_PORT:-16817}

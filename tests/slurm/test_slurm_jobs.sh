@@ -34,15 +34,12 @@ net=(--folds 2 --fpn-channels 8 --fpn-repeats 1 --workers 1 --no-figures --val-e
 cd "$tmp" || exit 1
 
 job_state() { scontrol show job "$1" 2>/dev/null | sed -nE 's/.*JobState=([A-Z_]+).*/\1/p' | head -n1; }
-# wait_job ID [SECONDS]: poll scontrol until the job has ended; echo its final state. Slurm makes
-# a requeued job eligible only 2 minutes later (Reason=BeginTime); the test starts it at once.
+# wait_job ID [SECONDS]: poll scontrol until the job has ended; echo its final state. A requeued
+# job is held cred_expire + 1 s (local-cluster.sh: 6 s) before it starts again.
 wait_job() {
     local s=
     for _ in $(seq $((${2:-240} * 10))); do
         s=$(job_state "$1")
-        if [ "$s" = PENDING ] && scontrol show job "$1" | grep -q "Reason=BeginTime"; then
-            scontrol update JobId="$1" StartTime=now
-        fi
         case $s in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE) break ;; esac
         sleep 0.1
     done
