@@ -55,6 +55,8 @@ int sq_cmd_monitor(int argc, char **argv);  /* cmd_monitor.c */
 int sq_cmd_cv(int argc, char **argv);       /* cmd_train.c */
 int sq_cmd_train(int argc, char **argv);    /* cmd_train.c */
 int sq_cmd_baseline(int argc, char **argv); /* cmd_baseline.c */
+int sq_cmd_sweep(int argc, char **argv);    /* cmd_sweep.c */
+int sq_cmd_report(int argc, char **argv);   /* cmd_sweep.c */
 int sq_cmd_bench(int argc, char **argv);    /* cmd_bench.c: dispatches to the bench_*.c below */
 int sq_bench_ops(int argc, char **argv);    /* bench_ops.c:  segqa bench ops */
 int sq_bench_data(int argc, char **argv);   /* bench_data.c: segqa bench data */

@@ -21,7 +21,8 @@ typedef struct train_cli {
     double val_fraction, lr, lr_decayed, clip, fail_rate, low, high, bn_momentum, comm_timeout;
     int no_failures, no_figures;
     int deterministic;
-    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8];
+    char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8],
+        split_by[16];
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -54,6 +55,7 @@ static void defaults(train_cli *c, int cv) {
     snprintf(c->comm, sizeof c->comm, "%s", d.comm);
     c->comm_timeout = d.comm_timeout;
     snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
+    snprintf(c->split_by, sizeof c->split_by, "patient");
 }
 
 /* Compute threads per rank when not given: the online cores shared by the ranks of this node. */
@@ -74,6 +76,8 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->sites = (const char *const *)a->pos;
     o->nsites = a->npos;
     o->nfolds = (int)c->folds;
+    o->split_by_site = !strcmp(c->split_by, "site");
+    if (o->split_by_site) o->nfolds = a->npos; /* leave-one-site-out: one fold per site file */
     o->splits_path = c->splits;
     o->run_dir = c->out;
     o->epochs = (int)c->epochs;
@@ -128,6 +132,9 @@ static int run(int argc, char **argv, int cv) {
         {"out", 'o', SQ_OPT_STRING, c.out, sizeof c.out, "DIR", "run folder", NULL, 0, 0},
         {"folds", 'k', SQ_OPT_INT, &c.folds, 0, "K", "cross-validation folds (per patient)", NULL,
          2, 64},
+        {"split-by", 0, SQ_OPT_CHOICE, c.split_by, sizeof c.split_by, "patient|site",
+         "folds per patient, or leave-one-site-out (one fold per site file; --folds ignored)",
+         "patient|site", 0, 0},
         {"splits", 0, SQ_OPT_STRING, c.splits, sizeof c.splits, "FILE",
          "reuse the folds of a splits.json", NULL, 0, 0},
         {"epochs", 'e', SQ_OPT_INT, &c.epochs, 0, "N", "training epochs", NULL, 1, 100000},
@@ -184,8 +191,8 @@ static int run(int argc, char **argv, int cv) {
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     if (!cv) { /* `train` has no folds */
-        memmove(&opts[1], &opts[3], (size_t)(nopts - 3) * sizeof opts[0]);
-        nopts -= 2;
+        memmove(&opts[1], &opts[4], (size_t)(nopts - 4) * sizeof opts[0]);
+        nopts -= 3;
     }
     const sq_cli_spec spec = {
         .command = name,
@@ -209,6 +216,10 @@ static int run(int argc, char **argv, int cv) {
     sq_status_clear(&st);
     if (sq_cli_parse(&spec, argc, argv, &a, &st) != SQ_OK) return sq_cli_report(name, &st);
     if (a.help) return 0;
+    if (cv && !strcmp(c.split_by, "site") && a.npos < 2) {
+        sq_fail(&st, SQ_ERR_USAGE, "--split-by site needs at least 2 site files, got %d", a.npos);
+        return sq_cli_report(name, &st);
+    }
 
     sq_world w;
     if (sq_world_init(NULL, NULL, &w, &st) != SQ_OK) {

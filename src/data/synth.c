@@ -22,7 +22,19 @@ sq_synth_opts sq_synth_opts_default(void) {
     o.spacing[0] = 3.9, o.spacing[1] = 0.59, o.spacing[2] = 0.59;
     o.two_contour_frac = 1.0 / 3.0;
     o.seed = 2022;
+    o.intensity_scale = 1.0;
     return o;
+}
+
+void sq_synth_site_variant(sq_synth_opts *o, int k, int n, char *name, size_t name_size) {
+    double t = n > 1 ? (double)k / (n - 1) : 0.0;
+    o->intensity_scale = 0.6 + 0.8 * t;
+    o->bias_extra = 0.35 * t;
+    o->spacing[1] *= 1.0 + 0.5 * t;
+    o->spacing[2] *= 1.0 + 0.5 * t;
+    o->seed += 1000ull * (unsigned long long)k;
+    snprintf(name, name_size, "synth-site%d", k + 1);
+    o->site_name = name;
 }
 
 enum { STREAM_CASE = 0x53594e54u /* "SYNT" */ };
@@ -62,7 +74,7 @@ static sq_code make_case(const sq_synth_opts *o, int i, double difficulty, sq_ca
     double cy = (H - 1) / 2.0 * o->spacing[1] + sq_rng_uniform_range(&r, -5, 5);
     double cx = (W - 1) / 2.0 * o->spacing[2] + sq_rng_uniform_range(&r, -5, 5);
     double contrast = 90 * (1.0 - 0.5 * difficulty), noise = 8 + 14 * difficulty;
-    double bias_amp = 0.15 + 0.2 * difficulty;
+    double bias_amp = 0.15 + 0.2 * difficulty + o->bias_extra;
     float *img = sq_volume_f32(&c->image);
     uint8_t *gt = sq_volume_u8(&c->gt);
     size_t inside = 0;
@@ -92,6 +104,9 @@ static sq_code make_case(const sq_synth_opts *o, int i, double difficulty, sq_ca
     free(shape_f);
     double lo, hi;
     SQ_TRY(sq_volume_normalise_percentile(&c->image, 0, 99, &lo, &hi, st));
+    if (o->intensity_scale != 1.0) /* the site's scanner gain survives the normalisation */
+        for (size_t k = 0; k < n; k++)
+            img[k] = (float)(img[k] * o->intensity_scale);
     /* clinical variables, weakly tied to difficulty */
     double vox_ml = o->spacing[0] * o->spacing[1] * o->spacing[2] / 1000.0;
     double volume = (double)inside * vox_ml;
@@ -175,14 +190,15 @@ sq_code sq_synth(const sq_synth_opts *o, sq_synth_stats *stats, sq_status *st) {
     double t0 = sq_now();
     sq_site_info info;
     memset(&info, 0, sizeof info);
-    snprintf(info.site, sizeof info.site, "synth-prostate");
+    snprintf(info.site, sizeof info.site, "%s", o->site_name ? o->site_name : "synth-prostate");
     memcpy(info.shape, o->shape, sizeof info.shape);
     memcpy(info.spacing, o->spacing, sizeof info.spacing);
     char pre[512];
     snprintf(pre, sizeof pre,
              "{\"generator\":\"segqa synth\",\"normalisation\":\"percentile linear map to "
-             "[0,255]\",\"norm_lo_percentile\":0,\"norm_hi_percentile\":99,\"seed\":%llu}",
-             o->seed);
+             "[0,255]\",\"norm_lo_percentile\":0,\"norm_hi_percentile\":99,\"seed\":%llu,"
+             "\"intensity_scale\":%g,\"bias_extra\":%g}",
+             o->seed, o->intensity_scale, o->bias_extra);
     info.preprocessing = pre;
     FILE *clin = NULL;
     if (o->nifti_dir && *o->nifti_dir) {

@@ -3,7 +3,9 @@
  * contours whose Dice is aimed at U[0.85, 0.95] (perturbed GT, strength found by bisection), and
  * clinical variables (age, volume, ISUP, PI-RADS, iPSA, risk class) weakly tied to a per-case
  * difficulty that also lowers contrast, raises noise and lowers the contour's Dice.
- * Deterministic in (seed, case index). Not for: real-data ingest (ingest.h). */
+ * Sites of a multi-site study differ in intensity scale, bias field and resolution
+ * (sq_synth_site_variant). Deterministic in (seed, case index). Not for: real-data ingest
+ * (ingest.h). */
 #ifndef SEGQA_DATA_SYNTH_H
 #define SEGQA_DATA_SYNTH_H
 
@@ -25,7 +27,16 @@ typedef struct sq_synth_opts {
     /* 0 (default): age only weakly tied to difficulty (66 + 7 N(0,1) + 4 d); 1: age = 66 + 30 d,
      * so the clinical baselines have something to find. Other draws and variables unchanged. */
     double clinical_signal;
+    /* Site effects (multi-site studies, `segqa synth --sites N`): */
+    const char *site_name;  /* NULL: "synth-prostate" */
+    double intensity_scale; /* scanner gain applied after normalisation (1: none) */
+    double bias_extra;      /* added to the bias-field amplitude (0: none) */
 } sq_synth_opts;
+
+/* Site k of n (0-based) of a multi-site study: intensity scale 0.6..1.4, bias-field amplitude
+ * +0..+0.35, in-plane spacing 1..1.5 x (lower resolution at the same shape), its own seed and
+ * name "synth-site<k+1>". `name` holds the name (at least 32 bytes). */
+void sq_synth_site_variant(sq_synth_opts *o, int k, int n, char *name, size_t name_size);
 
 typedef struct sq_synth_stats {
     int n_cases, n_contours;

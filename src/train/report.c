@@ -270,3 +270,76 @@ void sq_report_print_summary(FILE *f, const sq_report_summary *s) {
         row(f, sq_category_name((sq_category)c), &s->cat[c], &s->cat_naive[c]);
     row(f, "all", &s->all, &s->all_naive);
 }
+
+sq_code sq_report_add_validation(const char *run_dir, const double *best_val, const int *best_epoch,
+                                 int nfolds, double val_fraction, sq_status *st) {
+    char path[SQ_PATH_MAX];
+    snprintf(path, sizeof path, "%s/metrics.json", run_dir);
+    cJSON *old = NULL;
+    SQ_TRY(sq_json_read_file(path, &old, st));
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "metric", "real-contour MAE on the validation patients");
+    cJSON_AddStringToObject(v, "split", "held out of each fold's training patients");
+    cJSON_AddNumberToObject(v, "val_fraction", val_fraction);
+    cJSON *pf = cJSON_AddArrayToObject(v, "per_fold");
+    double sum = 0;
+    int nv = 0;
+    for (int f = 0; f < nfolds; f++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "fold", f);
+        if (isfinite(best_val[f])) {
+            cJSON_AddNumberToObject(o, "best_val_mae", best_val[f]);
+            sum += best_val[f];
+            nv++;
+        } else {
+            cJSON_AddNullToObject(o, "best_val_mae");
+        }
+        cJSON_AddNumberToObject(o, "best_epoch", best_epoch[f]);
+        cJSON_AddItemToArray(pf, o);
+    }
+    if (nv == nfolds && nv > 0)
+        cJSON_AddNumberToObject(v, "mean_best_val_mae", sum / nv);
+    else
+        cJSON_AddNullToObject(v, "mean_best_val_mae");
+    /* rebuild the object: summary, validation, then the rest in order */
+    cJSON *root = cJSON_CreateObject();
+    cJSON *sum_item = cJSON_DetachItemFromObjectCaseSensitive(old, "summary");
+    if (sum_item) cJSON_AddItemToObject(root, "summary", sum_item);
+    cJSON_DeleteItemFromObjectCaseSensitive(old, "validation");
+    cJSON_AddItemToObject(root, "validation", v);
+    while (old->child) {
+        cJSON *it = old->child;
+        char *key = it->string;
+        it->string = NULL;
+        cJSON_DetachItemViaPointer(old, it);
+        cJSON_AddItemToObject(root, key, it);
+        free(key);
+    }
+    cJSON_Delete(old);
+    sq_code rc = sq_json_write_file(path, root, st);
+    cJSON_Delete(root);
+    return rc;
+}
+
+void sq_report_print_sites(FILE *f, const sq_prediction *p, int n, sq_accuracy_rule rule) {
+    int nsites = 0;
+    const char *seen[64];
+    for (int i = 0; i < n && nsites < 64; i++) {
+        int k = 0;
+        while (k < nsites && strcmp(seen[k], p[i].site) != 0)
+            k++;
+        if (k == nsites) seen[nsites++] = p[i].site;
+    }
+    if (nsites < 2) return;
+    fprintf(f, "\nreal contours per site (pooled above):\n");
+    fprintf(f, "%-24s %5s  %-15s  %-15s  %8s\n", "site", "n", "MAE segqa", "MAE naive", "rho seg");
+    for (int k = 0; k < nsites; k++) {
+        sq_metrics m, nv;
+        sq_status st;
+        sq_status_clear(&st);
+        if (metrics_where(p, n, is_site_real, seen[k], rule, &m, &nv, &st) != SQ_OK || m.n == 0)
+            continue;
+        fprintf(f, "%-24.24s %5d  %.4f ± %.4f  %.4f ± %.4f  %8.3f\n", seen[k], m.n, m.mae, m.mae_sd,
+                nv.mae, nv.mae_sd, m.spearman);
+    }
+}

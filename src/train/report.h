@@ -54,6 +54,16 @@ sq_code sq_report_summarise(const sq_prediction *p, int n, sq_accuracy_rule rule
 sq_code sq_report_write(const char *run_dir, const sq_prediction *p, int n, sq_accuracy_rule rule,
                         int figures, sq_status *st);
 
+/* Add `validation` to run_dir/metrics.json (second, after `summary`): per fold the best
+ * validation MAE of real contours (patients held out of the fold's training patients,
+ * --val-fraction) and its epoch, and their mean — the numbers to choose hyperparameters on.
+ * best_val[f] = INFINITY: the fold had no validation (null). */
+sq_code sq_report_add_validation(const char *run_dir, const double *best_val, const int *best_epoch,
+                                 int nfolds, double val_fraction, sq_status *st);
+
+/* Real-contour metrics per site beside the pooled ones (printed when there are 2+ sites). */
+void sq_report_print_sites(FILE *f, const sq_prediction *p, int n, sq_accuracy_rule rule);
+
 /* The table segqa prints at the end of a run: segqa vs naive, MAE, Spearman, accuracy, failures. */
 void sq_report_print_summary(FILE *f, const sq_report_summary *s);
 

@@ -61,7 +61,8 @@ sq_code sq_splits_make(const char *const *case_ids, const char *const *patient_i
     if (rc == SQ_OK && !uniq) rc = sq_fail(st, SQ_ERR_NOMEM, "splits: out of memory");
     int np = 0;
     if (rc == SQ_OK) {
-        for (int i = 0; i < n; i++) uniq[i] = out->patient[i];
+        for (int i = 0; i < n; i++)
+            uniq[i] = out->patient[i];
         qsort(uniq, (size_t)n, sizeof *uniq, cmp_str);
         for (int i = 0; i < n; i++)
             if (np == 0 || strcmp(uniq[np - 1], uniq[i]) != 0) uniq[np++] = uniq[i];
@@ -70,7 +71,8 @@ sq_code sq_splits_make(const char *const *case_ids, const char *const *patient_i
         if (!cs) {
             rc = sq_fail(st, SQ_ERR_NOMEM, "splits: out of memory");
         } else {
-            for (int i = 0; i < n; i++) cs[i] = out->case_id[i];
+            for (int i = 0; i < n; i++)
+                cs[i] = out->case_id[i];
             qsort(cs, (size_t)n, sizeof *cs, cmp_str);
             for (int i = 1; i < n && rc == SQ_OK; i++)
                 if (!strcmp(cs[i], cs[i - 1]))
@@ -122,6 +124,32 @@ sq_code sq_splits_make(const char *const *case_ids, const char *const *patient_i
     return rc;
 }
 
+static sq_code check_patients(const sq_splits *s, const char *origin, sq_status *st);
+
+sq_code sq_splits_by_group(const char *const *case_ids, const char *const *patient_ids,
+                           const int *group_of, int n, int ngroups, sq_splits *out, sq_status *st) {
+    if (ngroups < 2)
+        return sq_fail(st, SQ_ERR_USAGE, "leave-one-out folds need at least 2 groups, found %d",
+                       ngroups);
+    SQ_TRY(splits_alloc(out, n, st));
+    out->nfolds = ngroups;
+    sq_code rc = SQ_OK;
+    for (int i = 0; i < n && rc == SQ_OK; i++) {
+        rc = copy_id(out->case_id[i], case_ids[i], "case", st);
+        if (rc == SQ_OK) rc = copy_id(out->patient[i], patient_ids[i], "patient", st);
+        if (rc == SQ_OK && (group_of[i] < 0 || group_of[i] >= ngroups))
+            rc = sq_fail(st, SQ_ERR_INTERNAL, "splits: case '%s' in group %d of %d", case_ids[i],
+                         group_of[i], ngroups);
+        out->fold[i] = group_of[i];
+    }
+    if (rc == SQ_OK) rc = check_patients(out, "leave-one-site-out folds", st);
+    for (int f = 0; rc == SQ_OK && f < ngroups; f++)
+        if (sq_splits_count(out, f) == 0)
+            rc = sq_fail(st, SQ_ERR_USAGE, "leave-one-site-out: site %d has no cases", f);
+    if (rc != SQ_OK) sq_splits_free(out);
+    return rc;
+}
+
 int sq_splits_fold_of(const sq_splits *s, const char *case_id) {
     for (int i = 0; i < s->ncases; i++)
         if (!strcmp(s->case_id[i], case_id)) return s->fold[i];
@@ -130,7 +158,8 @@ int sq_splits_fold_of(const sq_splits *s, const char *case_id) {
 
 int sq_splits_count(const sq_splits *s, int f) {
     int c = 0;
-    for (int i = 0; i < s->ncases; i++) c += s->fold[i] == f;
+    for (int i = 0; i < s->ncases; i++)
+        c += s->fold[i] == f;
     return c;
 }
 
@@ -167,11 +196,11 @@ static sq_code check_patients(const sq_splits *s, const char *origin, sq_status 
                 return sq_fail(st, SQ_ERR_FORMAT, "%s: case '%s' listed twice", origin,
                                s->case_id[i]);
             if (!strcmp(s->patient[i], s->patient[j]) && s->fold[i] != s->fold[j])
-                return sq_fail(st, SQ_ERR_FORMAT,
-                               "%s: patient '%s' is in fold %d (case '%s') and fold %d (case '%s'); "
-                               "folds must be per patient",
-                               origin, s->patient[i], s->fold[i], s->case_id[i], s->fold[j],
-                               s->case_id[j]);
+                return sq_fail(
+                    st, SQ_ERR_FORMAT,
+                    "%s: patient '%s' is in fold %d (case '%s') and fold %d (case '%s'); "
+                    "folds must be per patient",
+                    origin, s->patient[i], s->fold[i], s->case_id[i], s->fold[j], s->case_id[j]);
         }
     return SQ_OK;
 }

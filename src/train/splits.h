@@ -5,6 +5,7 @@
  * cases even when patients have several contours. The JSON file (`segqa-splits`, version 1) lists
  * every case with its patient and fold; `--splits FILE` reuses it, and loading checks that it is
  * well-formed, that no patient spans two folds, and that it covers exactly the cases of the run.
+ * Leave-one-site-out folds (sq_splits_by_group) are one fold per site, saved the same way.
  */
 #ifndef SEGQA_TRAIN_SPLITS_H
 #define SEGQA_TRAIN_SPLITS_H
@@ -27,6 +28,10 @@ typedef struct sq_splits {
 /* Make folds for n cases. patient_ids[i] may repeat (several contours of one patient). */
 sq_code sq_splits_make(const char *const *case_ids, const char *const *patient_ids, int n,
                        int nfolds, uint64_t seed, sq_splits *out, sq_status *st);
+/* Leave-one-group-out folds (--split-by site): case i goes to fold group_of[i] (0..ngroups-1).
+ * Every group must hold a case, and no patient may span two groups. */
+sq_code sq_splits_by_group(const char *const *case_ids, const char *const *patient_ids,
+                           const int *group_of, int n, int ngroups, sq_splits *out, sq_status *st);
 void sq_splits_free(sq_splits *s);
 
 /* Fold of a case id, or -1. */

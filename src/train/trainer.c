@@ -162,6 +162,12 @@ static sq_code make_splits(job *j, sq_status *st) {
         if (rc == SQ_OK && sp.nfolds != o->nfolds)
             rc = sq_fail(st, SQ_ERR_USAGE, "%s: has %d folds but --folds is %d", o->splits_path,
                          sp.nfolds, o->nfolds);
+    } else if (o->split_by_site) {
+        if (o->nfolds != o->nsites)
+            rc = sq_fail(st, SQ_ERR_USAGE, "--split-by site: %d folds for %d site files", o->nfolds,
+                         o->nsites);
+        else
+            rc = sq_splits_by_group(ck, pk, j->case_site, j->ncases, o->nsites, &sp, st);
     } else {
         rc = sq_splits_make(ck, pk, j->ncases, o->nfolds, o->seed, &sp, st);
     }
@@ -866,6 +872,30 @@ static sq_code merge_curves(const job *j, sq_status *st) {
     return rc;
 }
 
+/* Each fold's best validation MAE (its state.json) into metrics.json (rank 0, after the report). */
+static sq_code write_validation(const job *j, sq_status *st) {
+    int nf = j->o->nfolds;
+    double *best = malloc((size_t)nf * sizeof *best);
+    int *epoch = malloc((size_t)nf * sizeof *epoch);
+    if (!best || !epoch) {
+        free(best);
+        free(epoch);
+        return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
+    for (int f = 0; f < nf; f++) {
+        char dir[SQ_PATH_MAX];
+        fold_dir(j, f, dir, sizeof dir);
+        fold_state fs = {INFINITY, -1};
+        load_fold_state(dir, &fs);
+        best[f] = fs.best_val;
+        epoch[f] = fs.best_epoch;
+    }
+    sq_code rc = sq_report_add_validation(j->o->run_dir, best, epoch, nf, j->o->val_fraction, st);
+    free(best);
+    free(epoch);
+    return rc;
+}
+
 sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     job j;
     memset(&j, 0, sizeof j);
@@ -928,6 +958,7 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
         rc = merge_curves(&j, st);
         if (rc == SQ_OK && o->nfolds > 0)
             rc = sq_report_write(o->run_dir, all, nall, o->rule, o->figures, st);
+        if (rc == SQ_OK && o->nfolds > 0) rc = write_validation(&j, st);
         if (rc == SQ_OK && o->nfolds > 0) {
             sq_report_summary s;
             rc = sq_report_summarise(all, nall, o->rule, &s, st);
@@ -936,6 +967,7 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
                     "\nsegqa %d-fold cross-validation on %d cases (%d test predictions), %.1f s\n",
                     o->nfolds, j.ncases, nall, sq_now() - t0);
                 sq_report_print_summary(stdout, &s);
+                sq_report_print_sites(stdout, all, nall, o->rule);
                 printf("\nrun folder: %s (metrics.json, predictions.csv, figures *.png)\n",
                        o->run_dir);
                 fflush(stdout);

@@ -1,7 +1,7 @@
 /* trainer.h — `segqa cv` and `segqa train`: the training job of DESIGN §1 and §5.
  *
  * Every rank opens the site files itself (read-only). Folds are made per patient (splits.h) or
- * read back with --splits. The world is laid out as hpc/comm.h says (fold groups when W >= K,
+ * read back with --splits, or made one per site file (leave-one-site-out). The world is laid out as hpc/comm.h says (fold groups when W >= K,
  * round-robin folds when W < K, one data-parallel group when K = 0). Inside a group the initial
  * parameters are broadcast, each rank streams its shard of the seeded global permutation from the
  * loader (data/loader.h), gradients of the flat buffer are averaged in buckets, and Adam runs on
@@ -9,7 +9,8 @@
  * for validation every --val-every epochs; best.h5 and last.h5 are written per fold by the group's
  * rank 0. After training each fold's test patients are predicted — their real contours, and with
  * the failure study their empty / noise / all-ones / shifted-GT contours and the GT itself — and
- * world rank 0 gathers every prediction and writes the run folder (report.h).
+ * world rank 0 gathers every prediction and writes the run folder (report.h), with each fold's best
+ * validation MAE in metrics.json's `validation` (the number a sweep chooses on).
  *
  * Resume: last.h5 holds parameters, BatchNorm statistics, Adam moments and the global step; a
  * restarted run skips the batches already done in the interrupted epoch (the loader is
@@ -33,6 +34,7 @@ typedef struct sq_train_opts {
     const char *const *sites; /* site files */
     int nsites;
     int nfolds;              /* K >= 2 for cross-validation; 0: one model on all data */
+    int split_by_site;       /* leave-one-site-out: fold f = site file f (nfolds = nsites) */
     const char *splits_path; /* reuse these folds ("" or NULL: make them) */
     const char *run_dir;
     int epochs;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_slurm.sh MPI_COLLECTIVES — segqa's ranks under a real one-node Slurm (slurmctld + slurmd
-# started here by slurm/local/slurm-local.sh): srun --mpi=pmix launches, a batch job, and the loud
+# started here by slurm/local-cluster.sh): srun --mpi=pmix launches, a batch job, and the loud
 # failure when ranks are started without PMIx (each a world of 1 while SLURM_NTASKS=2).
 set -u
 prog=$1
@@ -8,13 +8,13 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/segqa-slurm-XXXXXX)
 export SEGQA_SLURMCTLD_PORT=$((20000 + $$ % 20000))
 export SEGQA_SLURMD_PORT=$((SEGQA_SLURMCTLD_PORT + 1))
-trap '"$here/slurm/local/slurm-local.sh" stop "$dir"; rm -rf "$dir"' EXIT
+trap '"$here/slurm/local-cluster.sh" stop "$dir"; rm -rf "$dir"' EXIT
 pass=0
 fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 
-if ! "$here/slurm/local/slurm-local.sh" start "$dir"; then
+if ! "$here/slurm/local-cluster.sh" start "$dir"; then
     echo "0 passed, 1 failed"; exit 1
 fi
 export SLURM_CONF=$dir/slurm.conf

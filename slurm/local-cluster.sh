@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# local-cluster.sh — a real one-node Slurm (slurmctld + slurmd on localhost) for tests and demos.
+#   local-cluster.sh start [DIR]    write DIR/slurm.conf, start both daemons, wait until the node is idle
+#   local-cluster.sh stop [DIR]     stop the daemons started in DIR (by the PIDs they wrote there)
+#   local-cluster.sh status [DIR]   print each daemon's PID and the node state; exit 0 when up
+# DIR defaults to $SEGQA_SLURM_DIR, else /tmp/segqa-slurm. Then use the cluster with
+#   export SLURM_CONF=DIR/slurm.conf; sbatch/srun/squeue as usual.
+# Ports: SEGQA_SLURMCTLD_PORT / SEGQA_SLURMD_PORT (default 16817/16818; tests pick their own so two
+# clusters can run side by side). Facts this relies on (../shared/TOOLCHAIN.md): Slurm 22.05 runs as
+# root with auth/none and cred/none (no munge), cons_tres with CR_Core, MpiDefault=pmix,
+# EnforcePartLimits=ALL (an oversized request fails at submission instead of pending forever).
+# Requeue: slurmd refuses to relaunch a job whose credential it revoked until the credential
+# expires, and slurmctld holds a requeued job for cred_expire + 1 s for that reason (default 120:
+# two minutes); cred_expire=5 with a 1 s scheduler interval restarts a requeued job in ~6 s.
+# SEGQA_SLURM_NODES=N (default 1) starts N slurmd on this machine as nodes node1..nodeN (each with
+# its own port, spool, pid file and TmpFS: PMIx puts its per-step folder under TmpFS, and two
+# stepds of one step on one machine collide on a shared /tmp), the CPUs split between them.
+set -euo pipefail
+cmd=${1:?usage: local-cluster.sh start|stop|status [DIR]}
+dir=${2:-${SEGQA_SLURM_DIR:-/tmp/segqa-slurm}}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+conf=$dir/slurm.conf
+
+nodes=${SEGQA_SLURM_NODES:-1}
+daemons() { # slurmd first so that stop ends the nodes before the controller
+    local i
+    if [ -f "$dir/nodes" ]; then nodes=$(cat "$dir/nodes"); fi
+    if [ "$nodes" -le 1 ]; then echo slurmd; else for i in $(seq "$nodes"); do echo "slurmd-node$i"; done; fi
+    echo slurmctld
+}
+
+daemon_pid() { # NAME: the PID from its pid file when that process is alive
+    local f=$dir/$1.pid pid
+    [ -f "$f" ] || return 1
+    pid=$(cat "$f")
+    kill -0 "$pid" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+stop() {
+    local d pid
+    for d in $(daemons); do
+        if pid=$(daemon_pid $d); then
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$dir/$d.pid"
+    done
+}
+
+status() {
+    local up=0 d pid
+    for d in $(daemons); do
+        if pid=$(daemon_pid $d); then echo "$d: running, pid $pid"; else echo "$d: not running"; up=1; fi
+    done
+    if [ $up -eq 0 ]; then
+        SLURM_CONF=$conf sinfo -h -N -o 'node %N: %T, %c CPUs' 2>/dev/null || echo "nodes: unreachable"
+        echo "SLURM_CONF=$conf"
+    fi
+    return $up
+}
+
+node_lines() { # the NodeName and PartitionName lines
+    local hw cpus per i port=${SEGQA_SLURMD_PORT:-16818}
+    hw=$(slurmd -C | head -n1)
+    if [ "$nodes" -le 1 ]; then # the node line as slurmd sees this machine, renamed to localhost
+        echo "$(sed -E 's/^NodeName=[^ ]+/NodeName=localhost/; s/ UpTime=.*//' <<<"$hw") State=UNKNOWN"
+        echo "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
+        return
+    fi
+    cpus=$(sed -E 's/.*CPUs=([0-9]+).*/\1/' <<<"$hw")
+    per=$((cpus / nodes > 0 ? cpus / nodes : 1))
+    for i in $(seq "$nodes"); do
+        echo "NodeName=node$i NodeHostname=localhost Port=$((port + i)) CPUs=$per State=UNKNOWN"
+        mkdir -p "$dir/spool/node$i" "$dir/tmp/node$i"
+    done
+    echo "PartitionName=debug Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
+}
+
+write_conf() {
+    local n=%n
+    [ "$nodes" -le 1 ] && n=
+    mkdir -p "$dir/state" "$dir/spool" "$dir/tmp"
+    echo "$nodes" >"$dir/nodes"
+    cat >"$conf" <<CONF
+ClusterName=segqa-local
+SlurmctldHost=localhost
+SlurmUser=root
+AuthType=auth/none
+AuthInfo=cred_expire=5
+CredType=cred/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=pmix
+SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1
+MailProg=/bin/true
+EnforcePartLimits=ALL
+ReturnToService=2
+SlurmctldPort=${SEGQA_SLURMCTLD_PORT:-16817}
+SlurmdPort=${SEGQA_SLURMD_PORT:-16818}
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool${n:+/$n}
+TmpFS=$dir/tmp${n:+/$n}
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd${n:+-$n}.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd${n:+-$n}.log
+SlurmctldTimeout=30
+SlurmdTimeout=30
+MinJobAge=300
+KillWait=10
+MaxArraySize=1001
+$(node_lines)
+CONF
+}
+
+start() {
+    local b i state=
+    for b in slurmctld slurmd sinfo; do
+        command -v "$b" >/dev/null || { echo "local-cluster.sh: $b not found (apt-get install slurm-wlm)" >&2; exit 1; }
+    done
+    stop
+    rm -f "$dir/nodes"
+    nodes=${SEGQA_SLURM_NODES:-1}
+    write_conf
+    export SLURM_CONF=$conf
+    slurmctld -c -f "$conf"
+    if [ "$nodes" -le 1 ]; then
+        slurmd -N localhost -f "$conf"
+    else
+        for i in $(seq "$nodes"); do slurmd -N "node$i" -f "$conf"; done
+    fi
+    for _ in $(seq 100); do
+        state=$(sinfo -h -N -o '%T' 2>/dev/null | sort -u | tr '\n' ' ' || true)
+        if [ "$state" = "idle " ]; then
+            echo "local-cluster: $nodes node(s) idle, $(sinfo -h -o %C | cut -d/ -f4) CPUs (SLURM_CONF=$conf)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "local-cluster.sh: node did not become idle (state '${state:-none}'); see $dir/slurmctld.log and $dir/slurmd.log" >&2
+    stop
+    exit 1
+}
+
+case $cmd in
+start) start ;;
+stop) stop ;;
+status) status ;;
+*) echo "local-cluster.sh: unknown command '$cmd' (expected start, stop or status)" >&2; exit 2 ;;
+esac
