@@ -5,6 +5,7 @@
 #include "core/json.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,20 @@ static sq_code write_group(hid_t parent, const char *gname, int n,
 
 /* Read /<gname>/<name> for every registry tensor into flat, checking presence and shape, and that
  * the file holds nothing else. */
+/* A NaN or Inf weight would make every prediction NaN: refuse the file, naming the tensor. */
+static sq_code check_finite(const sq_param_info *pi, const float *v, const char *path,
+                            const char *gname, sq_status *st) {
+    size_t n = 1;
+    for (int a = 0; a < pi->ndim; a++)
+        n *= (size_t)pi->shape[a];
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return sq_fail(st, SQ_ERR_FORMAT,
+                           "%s: tensor '%s/%s' element %zu is %g, expected finite values", path,
+                           gname, pi->name, i, (double)v[i]);
+    return SQ_OK;
+}
+
 static sq_code read_group(hid_t parent, const char *gname, int n,
                           const sq_param_info *(*get)(const sq_model *, int), const sq_model *m,
                           float *flat, const char *path, sq_status *st) {
@@ -133,6 +148,8 @@ static sq_code read_group(hid_t parent, const char *gname, int n,
         } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, flat + pi->off) <
                    0) {
             rc = sq_fail(st, SQ_ERR_IO, "%s: cannot read '%s/%s'", path, gname, pi->name);
+        } else {
+            rc = check_finite(pi, flat + pi->off, path, gname, st);
         }
         if (sp >= 0) H5Sclose(sp);
         if (d >= 0) H5Dclose(d);
