@@ -71,17 +71,16 @@ static sq_code read_facts(const char *path, hdr_facts *f, sq_status *st) {
     size_t got = znzread(raw, 1, sizeof raw, fp);
     znzclose(fp);
     if (got < 4) return sq_fail(st, SQ_ERR_FORMAT, "%s: header truncated: %zu bytes", path, got);
-    int32_t size, swapped_size;
-    memcpy(&size, raw, 4);
-    swapped_size = size;
-    swap_bytes(&swapped_size, 4);
+    int32_t raw_size, size;
+    memcpy(&raw_size, raw, 4);
+    size = raw_size;
     memset(f, 0, sizeof *f);
     f->swapped = size != 348 && size != 540;
-    if (f->swapped) size = swapped_size;
+    if (f->swapped) swap_bytes(&size, 4);
     if (size != 348 && size != 540)
         return sq_fail(st, SQ_ERR_FORMAT,
                        "%s: sizeof_hdr = %d, expected 348 (NIfTI-1) or 540 (NIfTI-2)", path,
-                       (int)(f->swapped ? swapped_size : size));
+                       (int)raw_size);
     if (got < (size_t)size)
         return sq_fail(st, SQ_ERR_FORMAT, "%s: header truncated: %zu of %d bytes", path, got, size);
     f->version = size == 348 ? 1 : 2;

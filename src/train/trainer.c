@@ -797,7 +797,15 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
         return sq_fail(st, SQ_ERR_USAGE, "--folds %d: expected 0 or at least 2", o->nfolds);
     if (o->batch < 1 || o->batch > 64)
         return sq_fail(st, SQ_ERR_USAGE, "--batch %d: expected 1..64", o->batch);
-    if (w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
+    /* sites first: a bad site file leaves no run folder behind */
+    rc = sq_dataset_open(o->sites, o->nsites, &j.ds, st);
+    if (rc == SQ_OK) rc = sq_dataset_open(o->sites, o->nsites, &j.ev, st);
+    if (rc == SQ_OK) {
+        sq_dataset_shape(j.ds, j.shape);
+        memcpy(j.spacing, sq_site_get_info(sq_dataset_site(j.ds, 0))->spacing, sizeof j.spacing);
+        rc = build_cases(&j, st);
+    }
+    if (rc == SQ_OK && w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
     if (rc == SQ_OK && w->rank == 0 && o->config) {
         char path[SQ_PATH_MAX];
         snprintf(path, sizeof path, "%s/config.json", o->run_dir);
@@ -806,16 +814,14 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     /* every rank must see rank 0's directory and know whether it failed */
     int bad = rc != SQ_OK;
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, w->comm);
-    if (bad)
-        return rc != SQ_OK ? rc : sq_fail(st, SQ_ERR_IO, "rank 0 could not create %s", o->run_dir);
-
-    rc = sq_dataset_open(o->sites, o->nsites, &j.ds, st);
-    if (rc == SQ_OK) rc = sq_dataset_open(o->sites, o->nsites, &j.ev, st);
-    if (rc == SQ_OK) {
-        sq_dataset_shape(j.ds, j.shape);
-        memcpy(j.spacing, sq_site_get_info(sq_dataset_site(j.ds, 0))->spacing, sizeof j.spacing);
-        rc = build_cases(&j, st);
+    if (bad) {
+        if (rc == SQ_OK)
+            sq_fail(st, SQ_ERR_IO, "another rank could not read the sites or create %s",
+                    o->run_dir);
+        job_free(&j);
+        return st->code;
     }
+
     if (rc == SQ_OK) rc = make_splits(&j, st);
     if (rc == SQ_OK) rc = sq_layout_plan(w->size, o->nfolds, w->rank, &j.lay, st);
     if (rc == SQ_OK) rc = sq_group_create(w, &j.lay, &j.g, st);
