@@ -52,6 +52,7 @@ typedef struct sq_train_opts {
     int figures;         /* draw the figures */
     int max_steps;       /* stop every fold after this many steps in total (tests); 0 = off */
     int sync_bn;         /* synchronised BatchNorm over a data-parallel group (default on) */
+    int on_nan_skip;     /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
     sq_accuracy_rule rule;
     sq_model_config model; /* input shape and spacing are taken from the site files */
     const cJSON *config;   /* resolved options, saved as run_dir/config.json (may be NULL) */
