@@ -4,6 +4,7 @@
 
 #include "core/json.h"
 
+#include <glob.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -281,6 +282,18 @@ static sq_code check_space(const char *path, const sq_model *m, const sq_adam_op
                        "free there",
                        path, need / 1e6, avail / 1e6);
     return SQ_OK;
+}
+
+int sq_checkpoint_remove_stale(const char *path) {
+    char pattern[4200];
+    if (snprintf(pattern, sizeof pattern, "%s.tmp.*", path) >= (int)sizeof pattern) return 0;
+    glob_t g;
+    int n = 0;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            n += unlink(g.gl_pathv[i]) == 0;
+    globfree(&g);
+    return n;
 }
 
 sq_code sq_checkpoint_save(const char *path, const sq_model *m, const sq_adam_opt *opt,

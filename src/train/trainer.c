@@ -644,6 +644,9 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     /* resume from last.h5, or start every member from group rank 0's parameters */
     long gstep = 0;
     fold_state fs = {INFINITY, -1};
+    if (rc == SQ_OK && j->g.rank == 0 &&
+        sq_checkpoint_remove_stale(last) + sq_checkpoint_remove_stale(best) > 0)
+        sq_warn("fold %d: removed the temporary checkpoint of a writer that died", fold);
     if (rc == SQ_OK && sq_file_exists(last)) {
         sq_ckpt_info info;
         rc = sq_checkpoint_load(last, m, opt, &info, st);

@@ -120,8 +120,9 @@ if [ "$seen" = hit ] && loads "$run/all/last.h5"; then
 else
   bad "kill during a checkpoint write: window $seen, last.h5 loads: $(loads "$run/all/last.h5" && echo yes || echo no)" "$log"
 fi
-if "$segqa" train "$tmp/site.h5" --out "$run" --epochs 12 "${net[@]}" >"$log" 2>&1 && loads "$run/all/last.h5"; then
-  ok "that run resumes and finishes"
+if "$segqa" train "$tmp/site.h5" --out "$run" --epochs 12 "${net[@]}" >"$log" 2>&1 && loads "$run/all/last.h5" &&
+   ! ls "$run/all" | grep -q '\.tmp\.'; then
+  ok "that run resumes, removes the dead writer's temp file and finishes"
 else
   bad "resume after the mid-write kill" "$log"
 fi

@@ -1,10 +1,9 @@
 #!/usr/bin/python3
 """soak.py SEGQA EPOCHS MPIRUN... — many short epochs of a tiny model on 3 oversubscribed ranks
 (`segqa train`, real mpirun); every rank's RSS and open file descriptors are sampled from /proc
-every 0.5 s and printed about once per epoch. After a warm-up third, the RSS slope of each rank
-(least squares) must stay under 1 MB per 100 epochs and the fd count may not grow by more than 2.
-CI runs a short version (ctest test_soak_short); the 200-epoch soak is `soak.py SEGQA 200 ...`
-(ctest test_soak_long, registered only with -DSEGQA_SOAK_LONG=ON)."""
+every 0.25 s and printed about once per epoch. After a warm-up third, the RSS slope of each rank
+(least squares) must stay under 2 MB per 100 epochs and the fd count may not grow by more than 2.
+ctest test_soak runs 200 epochs (about 45 s on 2 cores), 50 in the sanitizer build."""
 import os, subprocess, sys, tempfile, time
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -73,7 +72,7 @@ def main():
             last_print = done
             print(f"epoch {done:4d}: " + "  ".join(
                 f"r{r} RSS {v[-1][1]:7.1f} MB fds {v[-1][2]:3d}" for r, v in sorted(series.items())))
-        time.sleep(0.5)
+        time.sleep(0.25)
     out = job.stdout.read()
     took = time.time() - t0
     errors = []
@@ -90,7 +89,7 @@ def main():
         fd_growth = v[-1][2] - min(x[2] for x in v)
         print(f"rank {r}: RSS {v[0][1]:.1f} -> {v[-1][1]:.1f} MB, slope {s_mb:+.3f} MB / 100 "
               f"epochs, fds {min(x[2] for x in v)}..{max(x[2] for x in v)}")
-        if s_mb > 1.0:
+        if s_mb > 2.0:
             errors.append(f"rank {r}: RSS grows {s_mb:.2f} MB per 100 epochs")
         if fd_growth > 2:
             errors.append(f"rank {r}: open fds grew by {fd_growth}")
