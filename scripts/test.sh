@@ -3,7 +3,9 @@
 # on both builds:
 #   build/       warnings as errors, CUDA backend compiled when nvcc is found (SEGQA_CUDA=ON forces it)
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, CPU only
-# Exits non-zero on the first failure. SEGQA_TEST_ONLY=normal|asan runs one of the two.
+#   build-fuzz/  clang + libFuzzer: each fuzz target (NIfTI, site file, checkpoint, JSON config, CSV)
+#                runs SEGQA_FUZZ_SECONDS (default 20) s on real seeds (tests/fuzz/run.sh)
+# Exits non-zero on the first failure. SEGQA_TEST_ONLY=normal|asan|fuzz runs one of them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -32,5 +34,9 @@ if [ "$only" = all ] || [ "$only" = asan ]; then
   export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/sanitizer/lsan.supp:print_suppressions=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900)
+fi
+if [ "$only" = all ] || [ "$only" = fuzz ]; then
+  echo "== fuzzing (libFuzzer + ASan/UBSan, ${SEGQA_FUZZ_SECONDS:-20} s per target)"
+  SEGQA_BIN=$here/build/src/cli/segqa "$here/tests/fuzz/run.sh" "${SEGQA_FUZZ_SECONDS:-20}"
 fi
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"

@@ -57,7 +57,10 @@ int sq_cmd_ingest(int argc, char **argv) {
     int64_t shp[SQ_MAX_DIMS];
     int nd = 0;
     if (sq_parse_shape(shape, shp, &nd, &st) != SQ_OK || nd != 3) {
-        if (st.code == SQ_OK) sq_fail(&st, SQ_ERR_USAGE, "--shape '%s': expected DxHxW", shape);
+        if (st.code == SQ_OK)
+            sq_fail(&st, SQ_ERR_USAGE, "--shape '%s': expected DxHxW", shape);
+        else
+            sq_context(&st, "--shape");
         return sq_cli_report("ingest", &st);
     }
     for (int i = 0; i < 3; i++)

@@ -22,7 +22,7 @@ typedef struct train_cli {
     int no_failures, no_figures;
     int deterministic;
     char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8],
-        split_by[16];
+        split_by[16], on_nan[8];
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -49,6 +49,7 @@ static void defaults(train_cli *c, int cv) {
     c->high = d.rule.high;
     c->bn_momentum = d.model.bn_momentum;
     snprintf(c->sync_bn, sizeof c->sync_bn, "%s", d.sync_bn ? "on" : "off");
+    snprintf(c->on_nan, sizeof c->on_nan, "%s", d.on_nan_skip ? "skip" : "stop");
     snprintf(c->out, sizeof c->out, "%s", cv ? "runs/cv" : "runs/train");
     snprintf(c->augment, sizeof c->augment, "paper");
     snprintf(c->device, sizeof c->device, "cpu");
@@ -104,6 +105,7 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->model.fpn_repeats = (int)c->fpn_repeats;
     o->model.bn_momentum = c->bn_momentum;
     o->sync_bn = !strcmp(c->sync_bn, "on");
+    o->on_nan_skip = !strcmp(c->on_nan, "skip");
     o->device = c->device;
     o->deterministic = c->deterministic;
     o->comm = c->comm;
@@ -178,6 +180,10 @@ static int run(int argc, char **argv, int cv) {
          "BatchNorm running-statistics momentum (PyTorch convention)", NULL, 1e-6, 1},
         {"sync-bn", 0, SQ_OPT_CHOICE, c.sync_bn, sizeof c.sync_bn, "on|off",
          "synchronised BatchNorm over each data-parallel group", "on|off", 0, 0},
+        {"on-nan", 0, SQ_OPT_CHOICE, c.on_nan, sizeof c.on_nan, "stop|skip",
+         "a step whose loss or gradient is NaN/Inf (message names its cases): stop the run, or "
+         "skip the step",
+         "stop|skip", 0, 0},
         {"stop-after-steps", 0, SQ_OPT_INT, &c.stop_after, 0, "N",
          "act as if preempted after N steps (checkpoint, exit 75)", NULL, 0, 1e12},
         {"device", 0, SQ_OPT_CHOICE, c.device, sizeof c.device, "DEV", SQ_CLI_DEVICE_HELP,

@@ -107,3 +107,42 @@ int sq_file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
 }
+
+/* Length of the UTF-8 sequence starting at p (at most n bytes), 0 when it is not valid UTF-8. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    size_t k = p[0] < 0x80             ? 1
+               : (p[0] & 0xE0) == 0xC0 ? 2
+               : (p[0] & 0xF0) == 0xE0 ? 3
+               : (p[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
+    if (k == 0 || k > n || (k == 2 && p[0] < 0xC2)) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if (k == 3 && p[0] == 0xE0 && p[1] < 0xA0) return 0;  /* overlong */
+    if (k == 3 && p[0] == 0xED && p[1] >= 0xA0) return 0; /* surrogate */
+    if (k == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || p[0] > 0xF4 || (p[0] == 0xF4 && p[1] >= 0x90)))
+        return 0;
+    return k;
+}
+
+sq_code sq_text_check(const char *origin, const char *text, size_t len, size_t *skip,
+                      sq_status *st) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF ? 3 : 0;
+    *skip = i;
+    int line = 1;
+    while (i < len) {
+        if (p[i] == 0)
+            return sq_fail(st, SQ_ERR_FORMAT, "%s:%d: NUL byte at offset %zu, expected UTF-8 text",
+                           origin, line, i);
+        size_t k = utf8_len(p + i, len - i);
+        if (k == 0)
+            return sq_fail(st, SQ_ERR_FORMAT,
+                           "%s:%d: byte 0x%02x at offset %zu is not UTF-8, expected UTF-8 text "
+                           "(re-save the file as UTF-8)",
+                           origin, line, p[i], i);
+        line += p[i] == '\n';
+        i += k;
+    }
+    return SQ_OK;
+}

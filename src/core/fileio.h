@@ -28,6 +28,12 @@ sq_code sq_read_file(const char *path, char **out, size_t *len, sq_status *st);
 sq_code sq_mkdirs(const char *path, sq_status *st);
 int sq_file_exists(const char *path);
 
+/* Check a text file read whole (len bytes, NUL-terminated): a UTF-8 byte-order mark is skipped
+ * (*skip = 3, else 0: Excel writes one), and a NUL byte or a byte sequence that is not UTF-8 is
+ * an error naming `origin`, the line and the byte ("expected UTF-8 text"). */
+sq_code sq_text_check(const char *origin, const char *text, size_t len, size_t *skip,
+                      sq_status *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -48,11 +48,9 @@ sq_code sq_json_read_file(const char *path, cJSON **out, sq_status *st) {
     char *text = NULL;
     size_t len = 0;
     SQ_TRY(sq_read_file(path, &text, &len, st));
-    if (strlen(text) != len) {
-        free(text);
-        return sq_fail(st, SQ_ERR_FORMAT, "%s: not a JSON text (contains a NUL byte)", path);
-    }
-    sq_code rc = sq_json_parse(text, path, out, st);
+    size_t skip = 0;
+    sq_code rc = sq_text_check(path, text, len, &skip, st);
+    if (rc == SQ_OK) rc = sq_json_parse(text + skip, path, out, st);
     free(text);
     return rc;
 }

@@ -232,17 +232,36 @@ static void resolve(const char *base, const char *p, char *out, size_t n) {
         out[0] = '\0';
 }
 
+/* Read a CSV whole and check it is UTF-8 text; *skip is the length of a byte-order mark. */
+static sq_code read_csv_text(const char *csv, char **text, size_t *skip, sq_status *st) {
+    size_t len = 0;
+    SQ_TRY(sq_read_file(csv, text, &len, st));
+    sq_code rc = sq_text_check(csv, *text, len, skip, st);
+    if (rc != SQ_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+/* Index of an earlier case with this id, or -1. */
+static int find_case(const case_list *cl, int before, const char *id) {
+    for (int i = 0; i < before; i++)
+        if (!strcmp(cl->v[i].id, id)) return i;
+    return -1;
+}
+
 enum { MAXF = 256 };
 
 static sq_code scan_manifest(const char *csv, case_list *cl, char *site, size_t site_n,
                              sq_status *st) {
     char *text = NULL;
-    size_t len;
-    SQ_TRY(sq_read_file(csv, &text, &len, st));
+    size_t skip = 0;
+    SQ_TRY(read_csv_text(csv, &text, &skip, st));
     char base[SQ_PATH_MAX];
     dirname_of(csv, base, sizeof base);
     char *save = NULL;
-    char *line = strtok_r(text, "\n", &save);
+    char *line = strtok_r(text + skip, "\n", &save);
     char *hdr[MAXF];
     int nh = line ? split_csv(line, hdr, MAXF) : 0;
     int ic = col_index(hdr, nh, "case"), ii = col_index(hdr, nh, "image"),
@@ -273,6 +292,12 @@ static sq_code scan_manifest(const char *csv, case_list *cl, char *site, size_t 
             goto done;
         }
         snprintf(c->id, sizeof c->id, "%s", f[ic]);
+        if (!*c->id || find_case(cl, cl->n - 1, c->id) >= 0) {
+            rc = sq_fail(st, SQ_ERR_FORMAT, "%s:%d: column 'case': %s%s%s, expected unique ids",
+                         csv, lineno, *c->id ? "case id '" : "empty case id", c->id,
+                         *c->id ? "' repeats an earlier row" : "");
+            goto done;
+        }
         snprintf(c->patient, sizeof c->patient, "%s", ip >= 0 && *f[ip] ? f[ip] : f[ic]);
         if (is >= 0 && *f[is] && !*site) snprintf(site, site_n, "%s", f[is]);
         resolve(base, f[ii], c->image, sizeof c->image);
@@ -318,10 +343,10 @@ done:
 /* Clinical CSV -> cJSON object {key: {col: value}} keyed by case or patient. */
 static sq_code read_clinical(const char *csv, cJSON **out, int *by_case, sq_status *st) {
     char *text = NULL;
-    size_t len;
-    SQ_TRY(sq_read_file(csv, &text, &len, st));
+    size_t skip = 0;
+    SQ_TRY(read_csv_text(csv, &text, &skip, st));
     char *save = NULL;
-    char *line = strtok_r(text, "\n", &save);
+    char *line = strtok_r(text + skip, "\n", &save);
     char *hdr[MAXF];
     int nh = line ? split_csv(line, hdr, MAXF) : 0;
     int key = col_index(hdr, nh, "case");
@@ -342,6 +367,13 @@ static sq_code read_clinical(const char *csv, cJSON **out, int *by_case, sq_stat
             cJSON_Delete(root);
             free(text);
             return sq_fail(st, SQ_ERR_FORMAT, "%s:%d: %d fields, expected %d", csv, lineno, nf, nh);
+        }
+        if (!*f[key] || cJSON_GetObjectItemCaseSensitive(root, f[key])) {
+            cJSON_Delete(root);
+            sq_fail(st, SQ_ERR_FORMAT, "%s:%d: column '%s': %s '%s' is %s, expected unique ids",
+                    csv, lineno, hdr[key], hdr[key], f[key], *f[key] ? "repeated" : "empty");
+            free(text);
+            return st ? st->code : SQ_ERR_FORMAT;
         }
         cJSON *row = cJSON_CreateObject();
         for (int k = 0; k < nh; k++) {

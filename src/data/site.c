@@ -493,6 +493,7 @@ sq_code sq_site_read_volume(sq_site *s, int i, const char *what, sq_volume *out,
                            s->info.shape[2], st));
     out->spacing[0] = s->info.spacing[0], out->spacing[1] = s->info.spacing[1],
     out->spacing[2] = s->info.spacing[2];
+    quiet_hdf5(); /* HDF5's error printing is per thread: this may be a loader thread */
     hid_t ds = H5Dopen2(s->file, path, H5P_DEFAULT);
     herr_t e = ds < 0 ? -1
                       : H5Dread(ds, is_img ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL,

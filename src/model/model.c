@@ -56,6 +56,7 @@ struct sq_model {
     sq_buf *pbuf, *gbuf, *sbuf;
     /* plan */
     int plan_n, plan_grad, training;
+    long plans_built; /* full plans made so far (a same-shape re-plan is a no-op) */
     sq_op *ops;
     int nops;
     sq_tens *t;
@@ -627,6 +628,10 @@ sq_buf *sq_model_grads_buf(const sq_model *m) {
 sq_buf *sq_model_state_buf(const sq_model *m) {
     return m->sbuf;
 }
+long sq_model_plans_built(const sq_model *m) {
+    return m->plans_built;
+}
+
 size_t sq_model_arena_bytes(const sq_model *m) {
     return m->arena_floats * sizeof(float) * (m->plan_grad ? 2 : 1);
 }
@@ -750,6 +755,7 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
         free(b.t);
         return b.rc;
     }
+    m->plans_built++;
     m->ops = b.ops;
     m->nops = b.nops;
     m->t = b.t;

@@ -129,6 +129,9 @@ void sq_model_set_bn_sync(sq_model *m, const sq_bn_sync *sync);
 typedef sq_code (*sq_grad_hook_fn)(void *ctx, size_t from, sq_status *st);
 void sq_model_set_grad_hook(sq_model *m, sq_grad_hook_fn fn, void *ctx);
 size_t sq_model_arena_bytes(const sq_model *m);
+/* How many full plans were built (sq_model_plan with the current batch and mode is a no-op that
+ * keeps the ops and arenas; tests check that reuse with this count). */
+long sq_model_plans_built(const sq_model *m);
 
 /* x is (n, in_channels, D, H, W) on the host; y (n) receives the Dice estimates (may be NULL). */
 sq_code sq_model_forward(sq_model *m, const float *x, float *y, sq_status *st);

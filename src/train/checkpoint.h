@@ -34,6 +34,10 @@ typedef struct sq_ckpt_info {
     sq_rng rng;
 } sq_ckpt_info;
 
+/* Remove PATH.tmp.* left by a writer that died mid-write (call before resuming; nothing else may be
+ * writing PATH then). Returns how many were removed. */
+int sq_checkpoint_remove_stale(const char *path);
+
 /* `opt` may be NULL (no optimiser state written). */
 sq_code sq_checkpoint_save(const char *path, const sq_model *m, const sq_adam_opt *opt,
                            const sq_ckpt_info *info, sq_status *st);

@@ -628,6 +628,61 @@ static sq_code create_backend(job *j, int fold, sq_backend **be, sq_status *st) 
     return SQ_OK;
 }
 
+/* ---- non-finite steps (--on-nan stop|skip) ----
+ * After the gradient all-reduce every member of a group holds the same gradients, so the norm
+ * check agrees by itself; the loss is local, so the flag is reduced over the group, and the rank
+ * whose own loss was not finite names its batch's cases. A skipped step applies no Adam update and
+ * puts back the BatchNorm running statistics its forward pass updated. */
+typedef struct nan_guard {
+    float *state; /* BN running statistics before the step (skip mode) */
+    size_t ns;
+    long skipped;
+} nan_guard;
+
+static void batch_cases(const job *j, const sq_batch *b, char *out, size_t n) {
+    size_t k = 0;
+    out[0] = '\0';
+    for (int i = 0; i < b->n && k + 1 < n; i++) {
+        int w = snprintf(out + k, n - k, "%s%s", i ? ", " : "",
+                         j->case_key[j->sample_case[b->sample[i]]]);
+        if (w < 0) break;
+        k += (size_t)w;
+    }
+}
+
+static sq_code nan_guard_begin(nan_guard *g, const sq_train_opts *o, sq_model *m, sq_status *st) {
+    if (!o->on_nan_skip || !g->state) return SQ_OK;
+    return sq_model_get_state(m, g->state, st);
+}
+
+/* *bad: 0 fine, 1 not finite. The culprit rank (own loss not finite) or, when no loss was, every
+ * rank (the gradient) logs one line naming its cases. */
+static sq_code step_check(job *j, sq_backend *be, sq_model *m, size_t np, float loss,
+                          const char *cases, int fold, long step, int *bad, sq_status *st) {
+    double norm = 0;
+    SQ_TRY(sq_grad_norm(be, sq_model_grads_buf(m), np, &norm, st));
+    double flags[2] = {isfinite(loss) ? 0 : 1, isfinite(norm) ? 0 : 1};
+    int mine = flags[0] > 0;
+    if (j->g.size > 1) SQ_TRY(sq_allreduce_sum_doubles(&j->g, flags, 2, st));
+    *bad = flags[0] > 0 || flags[1] > 0;
+    if (*bad && (mine || flags[0] == 0))
+        sq_warn("fold %d step %ld: %s is not finite (loss %g, gradient norm %g) for the batch of "
+                "cases %s",
+                fold, step, mine ? "the loss" : "the gradient", (double)loss, norm, cases);
+    return SQ_OK;
+}
+
+static sq_code nan_guard_reject(nan_guard *g, const sq_train_opts *o, sq_model *m, int fold,
+                                long step, const char *cases, sq_status *st) {
+    if (!o->on_nan_skip)
+        return sq_fail(st, SQ_ERR_RANGE,
+                       "fold %d step %ld: non-finite loss or gradient (this rank's cases %s); "
+                       "stopped as --on-nan stop says (--on-nan skip drops such steps)",
+                       fold, step, cases);
+    g->skipped++;
+    return g->state ? sq_model_set_state(m, g->state, st) : SQ_OK;
+}
+
 static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     const sq_train_opts *o = j->o;
     char dir[SQ_PATH_MAX], last[SQ_PATH_MAX + 16], best[SQ_PATH_MAX + 16];
@@ -673,6 +728,9 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     /* resume from last.h5, or start every member from group rank 0's parameters */
     long gstep = 0;
     fold_state fs = {INFINITY, -1};
+    if (rc == SQ_OK && j->g.rank == 0 &&
+        sq_checkpoint_remove_stale(last) + sq_checkpoint_remove_stale(best) > 0)
+        sq_warn("fold %d: removed the temporary checkpoint of a writer that died", fold);
     if (rc == SQ_OK && sq_file_exists(last)) {
         sq_ckpt_info info;
         rc = sq_checkpoint_load(last, m, opt, &info, st);
@@ -723,6 +781,11 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     if (rc == SQ_OK) rc = grad_sync_init(&gs, j, m, host, np, st);
     if (rc == SQ_OK && (j->g.size > 1 || gs.nc) && o->sync_bn) sq_model_set_bn_sync(m, &bns);
 
+    nan_guard ng = {NULL, ns, 0};
+    if (rc == SQ_OK && o->on_nan_skip) {
+        ng.state = malloc((ns ? ns : 1) * sizeof(float));
+        if (!ng.state) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
     int start_epoch = (int)(gstep / spe), skip = (int)(gstep % spe);
     double last_loss = 0;
     for (int epoch = start_epoch; rc == SQ_OK && epoch < o->epochs && !*interrupted; epoch++) {
@@ -740,11 +803,22 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
             }
             float loss = 0;
             sq_watchdog_set_step(gstep);
-            rc = sq_model_forward(m, b->x, NULL, st);
+            char cases[512];
+            batch_cases(j, b, cases, sizeof cases);
+            rc = nan_guard_begin(&ng, o, m, st);
+            if (rc == SQ_OK) rc = sq_model_forward(m, b->x, NULL, st);
             if (rc == SQ_OK) rc = sq_model_loss(m, b->y, &loss, st);
             sq_loader_release(L, b);
             if (rc == SQ_OK) rc = sq_model_backward(m, st);
             if (rc == SQ_OK) rc = grad_sync_finish(&gs, m, np, st);
+            int bad = 0;
+            if (rc == SQ_OK) rc = step_check(j, be, m, np, loss, cases, fold, gstep, &bad, st);
+            if (rc == SQ_OK && bad) {
+                rc = nan_guard_reject(&ng, o, m, fold, gstep, cases, st);
+                if (rc != SQ_OK) break;
+                gstep++; /* the batch is consumed: resume arithmetic counts it */
+                continue;
+            }
             if (rc == SQ_OK && o->clip > 0)
                 rc = sq_clip_grad_norm(be, sq_model_grads_buf(m), np, o->clip, NULL, st);
             float lr = (float)sq_lr_at(&o->lr, epoch, gstep);
@@ -821,6 +895,10 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     }
 
     if (j->g.rank == 0) grad_sync_report(&gs, fold);
+    if (j->g.rank == 0 && ng.skipped > 0)
+        sq_warn("fold %d: %ld step(s) skipped for a non-finite loss or gradient (--on-nan skip)",
+                fold, ng.skipped);
+    free(ng.state);
     grad_sync_free(&gs, m);
     if (m) sq_model_set_bn_sync(m, NULL);
     free(ev.out);
@@ -908,7 +986,15 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
         return sq_fail(st, SQ_ERR_USAGE, "--folds %d: expected 0 or at least 2", o->nfolds);
     if (o->batch < 1 || o->batch > 64)
         return sq_fail(st, SQ_ERR_USAGE, "--batch %d: expected 1..64", o->batch);
-    if (w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
+    /* sites first: a bad site file leaves no run folder behind */
+    rc = sq_dataset_open(o->sites, o->nsites, &j.ds, st);
+    if (rc == SQ_OK) rc = sq_dataset_open(o->sites, o->nsites, &j.ev, st);
+    if (rc == SQ_OK) {
+        sq_dataset_shape(j.ds, j.shape);
+        memcpy(j.spacing, sq_site_get_info(sq_dataset_site(j.ds, 0))->spacing, sizeof j.spacing);
+        rc = build_cases(&j, st);
+    }
+    if (rc == SQ_OK && w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
     if (rc == SQ_OK && w->rank == 0 && o->config) {
         char path[SQ_PATH_MAX];
         snprintf(path, sizeof path, "%s/config.json", o->run_dir);
@@ -918,17 +1004,18 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     int bad = rc != SQ_OK;
     sq_watchdog_configure(o->comm_timeout, w->rank, -1);
     sq_code r2 = sq_comm_max_int(w->comm, &bad, "MPI_Iallreduce of the run-folder check", st);
-    if (r2 != SQ_OK) return r2;
-    if (bad)
-        return rc != SQ_OK ? rc : sq_fail(st, SQ_ERR_IO, "rank 0 could not create %s", o->run_dir);
-
-    rc = sq_dataset_open(o->sites, o->nsites, &j.ds, st);
-    if (rc == SQ_OK) rc = sq_dataset_open(o->sites, o->nsites, &j.ev, st);
-    if (rc == SQ_OK) {
-        sq_dataset_shape(j.ds, j.shape);
-        memcpy(j.spacing, sq_site_get_info(sq_dataset_site(j.ds, 0))->spacing, sizeof j.spacing);
-        rc = build_cases(&j, st);
+    if (r2 != SQ_OK) {
+        job_free(&j);
+        return r2;
     }
+    if (bad) {
+        if (rc == SQ_OK)
+            sq_fail(st, SQ_ERR_IO, "another rank could not read the sites or create %s",
+                    o->run_dir);
+        job_free(&j);
+        return st->code;
+    }
+
     if (rc == SQ_OK) rc = make_splits(&j, st);
     if (rc == SQ_OK) rc = sq_layout_plan(w->size, o->nfolds, w->rank, &j.lay, st);
     if (rc == SQ_OK) rc = sq_group_create(w, &j.lay, &j.g, st);

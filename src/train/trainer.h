@@ -56,6 +56,7 @@ typedef struct sq_train_opts {
     int sync_bn;         /* synchronised BatchNorm over a data-parallel group (default on) */
     const char *comm;    /* "auto" (NCCL when the backend is CUDA), "nccl" or "mpi" */
     double comm_timeout; /* seconds a collective may take before the job is ended (watchdog) */
+    int on_nan_skip;     /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
     sq_accuracy_rule rule;
     sq_model_config model; /* input shape and spacing are taken from the site files */
     const cJSON *config;   /* resolved options, saved as run_dir/config.json (may be NULL) */

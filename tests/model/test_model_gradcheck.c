@@ -189,8 +189,15 @@ static void test_plan_is_reused(void **state) {
     setup(&f, 2);
     size_t bytes = sq_model_arena_bytes(f.m);
     assert_true(bytes > 0);
-    OK(sq_model_plan(f.m, 2, 1, &st)); /* same shape: no-op */
+    long built = sq_model_plans_built(f.m);
+    assert_true(built >= 1);
+    OK(sq_model_plan(f.m, 2, 1, &st)); /* same shape: no-op, nothing rebuilt */
+    assert_int_equal(sq_model_plans_built(f.m), built);
     assert_int_equal(sq_model_arena_bytes(f.m), bytes);
+    OK(sq_model_plan(f.m, 2, 0, &st)); /* control: another mode is a real re-plan */
+    assert_int_equal(sq_model_plans_built(f.m), built + 1);
+    OK(sq_model_plan(f.m, 2, 1, &st));
+    assert_int_equal(sq_model_plans_built(f.m), built + 2);
     double l1 = loss_at(&f, &st);
     OK(sq_model_backward(f.m, &st));
     double l2 = loss_at(&f, &st);

@@ -12,6 +12,15 @@
 
 #define DW_INLINE static inline __attribute__((always_inline)) DW_TARGET
 #define DW_LD(p)  (*(const v8u *)(p))
+/* even / odd lanes of the 16 floats lo:hi (clang spells GCC's __builtin_shuffle differently; the
+ * clang build is the fuzzing one, tests/fuzz/run.sh) */
+#ifdef __clang__
+#define DW_EVEN(lo, hi) __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14)
+#define DW_ODD(lo, hi)  __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15)
+#else
+#define DW_EVEN(lo, hi) __builtin_shuffle(lo, hi, (v8i){0, 2, 4, 6, 8, 10, 12, 14})
+#define DW_ODD(lo, hi)  __builtin_shuffle(lo, hi, (v8i){1, 3, 5, 7, 9, 11, 13, 15})
+#endif
 
 /* Interior of a stride-2 phase-split row: input column i goes to padded column j = i + pw, i.e.
  * phase j & 1, slot j >> 1. Sixteen inputs at a time; returns how many were done. */
@@ -19,10 +28,8 @@ static DW_TARGET int DWN(deint2)(const float *xr, int W, int pw, float *de, floa
     int i = 0;
     for (; i + 16 <= W; i += 16) {
         const v8 lo = DW_LD(xr + i), hi = DW_LD(xr + i + 8);
-        *(v8u *)(de + ((i + pw) >> 1)) =
-            __builtin_shuffle(lo, hi, (v8i){0, 2, 4, 6, 8, 10, 12, 14});
-        *(v8u *)(dodd + ((i + 1 + pw) >> 1)) =
-            __builtin_shuffle(lo, hi, (v8i){1, 3, 5, 7, 9, 11, 13, 15});
+        *(v8u *)(de + ((i + pw) >> 1)) = DW_EVEN(lo, hi);
+        *(v8u *)(dodd + ((i + 1 + pw) >> 1)) = DW_ODD(lo, hi);
     }
     return i;
 }
