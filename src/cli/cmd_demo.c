@@ -29,41 +29,58 @@
 #define SEGQA_MPIEXEC "mpirun"
 #endif
 
-int sq_cmd_demo(int argc, char **argv) {
-    char data[SQ_PATH_MAX] = SEGQA_DEFAULT_DATA_DIR, out[SQ_PATH_MAX] = "runs/demo";
-    char shape_text[64] = "40x56x40";
-    long long ranks = 2, folds = 5, epochs = 12, threads = 1, seed = 20221, limit = 0, batch = 8,
-              decay_epoch = 9;
-    double lr = 5e-3, lr_decayed = 5e-4;
-    char augment[16] = "robust", device[8] = "cpu", comm[8] = "auto";
-    double comm_timeout = 300;
+/* The demo's options (defaults: the recipe of results/hippocampus-demo). */
+typedef struct demo_opts {
+    char data[SQ_PATH_MAX], out[SQ_PATH_MAX], shape_text[64];
+    long long ranks, folds, epochs, threads, seed, limit, batch, decay_epoch;
+    double lr, lr_decayed, comm_timeout;
+    char augment[16], device[8], comm[8];
+} demo_opts;
+
+static void demo_defaults(demo_opts *d) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->data, sizeof d->data, "%s", SEGQA_DEFAULT_DATA_DIR);
+    snprintf(d->out, sizeof d->out, "runs/demo");
+    snprintf(d->shape_text, sizeof d->shape_text, "40x56x40");
+    d->ranks = 2, d->folds = 5, d->epochs = 12, d->threads = 1, d->seed = 20221, d->batch = 8;
+    d->decay_epoch = 9;
+    d->lr = 5e-3, d->lr_decayed = 5e-4, d->comm_timeout = 300;
+    snprintf(d->augment, sizeof d->augment, "robust");
+    snprintf(d->device, sizeof d->device, "cpu");
+    snprintf(d->comm, sizeof d->comm, "auto");
+}
+
+/* Parse argv into d. Returns -1 to go on, else the exit code (help printed: 0). */
+static int demo_parse(int argc, char **argv, demo_opts *d) {
     const sq_option opts[] = {
-        {"data", 'd', SQ_OPT_STRING, data, sizeof data, "DIR",
+        {"data", 'd', SQ_OPT_STRING, d->data, sizeof d->data, "DIR",
          "bundled data set (images/, labels/, MANIFEST.tsv)", NULL, 0, 0},
-        {"out", 'o', SQ_OPT_STRING, out, sizeof out, "DIR", "demo folder", NULL, 0, 0},
-        {"shape", 0, SQ_OPT_STRING, shape_text, sizeof shape_text, "DxHxW",
+        {"out", 'o', SQ_OPT_STRING, d->out, sizeof d->out, "DIR", "demo folder", NULL, 0, 0},
+        {"shape", 0, SQ_OPT_STRING, d->shape_text, sizeof d->shape_text, "DxHxW",
          "crop/pad every volume to this shape", NULL, 0, 0},
-        {"ranks", 'n', SQ_OPT_INT, &ranks, 0, "W", "MPI ranks", NULL, 1, 256},
-        {"folds", 'k', SQ_OPT_INT, &folds, 0, "K", "cross-validation folds", NULL, 2, 64},
-        {"epochs", 'e', SQ_OPT_INT, &epochs, 0, "N", "training epochs per fold", NULL, 1, 100000},
-        {"threads", 't', SQ_OPT_INT, &threads, 0, "N", "compute threads per rank", NULL, 1, 1024},
-        {"batch", 'b', SQ_OPT_INT, &batch, 0, "N", "samples per step on each rank", NULL, 1, 64},
-        {"lr", 0, SQ_OPT_DOUBLE, &lr, 0, "X", "learning rate", NULL, 1e-9, 10},
-        {"lr-decayed", 0, SQ_OPT_DOUBLE, &lr_decayed, 0, "X", "learning rate after decay", NULL,
-         1e-12, 10},
-        {"decay-epoch", 0, SQ_OPT_INT, &decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
+        {"ranks", 'n', SQ_OPT_INT, &d->ranks, 0, "W", "MPI ranks", NULL, 1, 256},
+        {"folds", 'k', SQ_OPT_INT, &d->folds, 0, "K", "cross-validation folds", NULL, 2, 64},
+        {"epochs", 'e', SQ_OPT_INT, &d->epochs, 0, "N", "training epochs per fold", NULL, 1,
          100000},
-        {"seed", 's', SQ_OPT_INT, &seed, 0, "N", "seed", NULL, 0, 9.0e15},
-        {"augment", 'a', SQ_OPT_CHOICE, augment, sizeof augment, "PRESET",
+        {"threads", 't', SQ_OPT_INT, &d->threads, 0, "N", "compute threads per rank", NULL, 1,
+         1024},
+        {"batch", 'b', SQ_OPT_INT, &d->batch, 0, "N", "samples per step on each rank", NULL, 1, 64},
+        {"lr", 0, SQ_OPT_DOUBLE, &d->lr, 0, "X", "learning rate", NULL, 1e-9, 10},
+        {"lr-decayed", 0, SQ_OPT_DOUBLE, &d->lr_decayed, 0, "X", "learning rate after decay", NULL,
+         1e-12, 10},
+        {"decay-epoch", 0, SQ_OPT_INT, &d->decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
+         100000},
+        {"seed", 's', SQ_OPT_INT, &d->seed, 0, "N", "seed", NULL, 0, 9.0e15},
+        {"augment", 'a', SQ_OPT_CHOICE, d->augment, sizeof d->augment, "PRESET",
          "augmentation: paper, robust (paper + failure-case injection) or none",
          "paper|robust|none", 0, 0},
-        {"limit", 0, SQ_OPT_INT, &limit, 0, "N", "use the first N cases only (0: all)", NULL, 0,
+        {"limit", 0, SQ_OPT_INT, &d->limit, 0, "N", "use the first N cases only (0: all)", NULL, 0,
          100000},
-        {"device", 0, SQ_OPT_CHOICE, device, sizeof device, "DEV", SQ_CLI_DEVICE_HELP,
+        {"device", 0, SQ_OPT_CHOICE, d->device, sizeof d->device, "DEV", SQ_CLI_DEVICE_HELP,
          "cpu|cuda|auto", 0, 0},
-        {"comm", 0, SQ_OPT_CHOICE, comm, sizeof comm, "LIB", SQ_CLI_COMM_HELP, "auto|nccl|mpi", 0,
-         0},
-        {"comm-timeout", 0, SQ_OPT_DOUBLE, &comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
+        {"comm", 0, SQ_OPT_CHOICE, d->comm, sizeof d->comm, "LIB", SQ_CLI_COMM_HELP,
+         "auto|nccl|mpi", 0, 0},
+        {"comm-timeout", 0, SQ_OPT_DOUBLE, &d->comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
          0.1, 1e6},
     };
     const sq_cli_spec spec = {
@@ -83,56 +100,127 @@ int sq_cmd_demo(int argc, char **argv) {
     sq_status st;
     sq_status_clear(&st);
     if (sq_cli_parse(&spec, argc, argv, &a, &st) != SQ_OK) return sq_cli_report("demo", &st);
-    if (a.help) return 0;
-    double t0 = sq_now();
+    return a.help ? 0 : -1;
+}
 
-    int64_t shape[5];
+static sq_code demo_shape(const demo_opts *d, int64_t shape[5], sq_status *st) {
     int nd = 0;
-    if (sq_parse_shape(shape_text, shape, &nd, &st) != SQ_OK || nd != 3) {
-        if (st.code == SQ_OK)
-            sq_fail(&st, SQ_ERR_USAGE, "--shape '%s': expected DxHxW", shape_text);
-        return sq_cli_report("demo", &st);
-    }
-    if (sq_mkdirs(out, &st) != SQ_OK) return sq_cli_report("demo", &st);
-    char raw[SQ_PATH_MAX + 32], site[SQ_PATH_MAX + 32], run[SQ_PATH_MAX + 32];
-    snprintf(raw, sizeof raw, "%s/hippocampus-gt.h5", out);
-    snprintf(site, sizeof site, "%s/hippocampus.h5", out);
-    snprintf(run, sizeof run, "%s/cv", out);
+    if (sq_parse_shape(d->shape_text, shape, &nd, st) != SQ_OK || nd != 3)
+        return sq_fail(st, SQ_ERR_USAGE, "--shape '%s': expected DxHxW", d->shape_text);
+    return SQ_OK;
+}
 
-    if (!sq_file_exists(site)) {
-        sq_ingest_opts io;
-        memset(&io, 0, sizeof io);
-        io.input = data;
-        io.output = raw;
-        io.site = "msd-hippocampus";
-        io.shape[0] = (int)shape[0];
-        io.shape[1] = (int)shape[1];
-        io.shape[2] = (int)shape[2];
-        io.lo_pct = 0;
-        io.hi_pct = 99;
-        io.labels.all = 1;
-        io.limit = (int)limit;
-        io.progress = 1;
-        sq_ingest_stats is;
-        if (sq_ingest(&io, &is, &st) != SQ_OK) return sq_cli_report("demo", &st);
-        printf("ingest:   %d cases from %s -> %s (%.1f s)\n", is.n_cases, data, raw, is.seconds);
-        sq_contours_opts co;
-        memset(&co, 0, sizeof co);
-        co.input = raw;
-        co.output = site;
-        co.n_atlas = 1;
-        co.n_perturb = 1;
-        co.seed = (unsigned long long)seed;
-        co.strength = 1.0f;
-        co.progress = 1;
-        sq_contours_stats cs;
-        if (sq_contours_run(&co, &cs, &st) != SQ_OK) return sq_cli_report("demo", &st);
-        printf("contours: %d automatic contours, Dice %.3f..%.3f (mean %.3f) -> %s (%.1f s)\n",
-               cs.n_contours, cs.dice_min, cs.dice_max, cs.dice_mean, site, cs.seconds);
-        unlink(raw);
-    } else {
+/* Steps 1-2: the site file with automatic contours (kept when it exists). */
+static sq_code demo_site(const demo_opts *d, const int64_t shape[5], const char *site,
+                         sq_status *st) {
+    if (sq_file_exists(site)) {
         printf("using the existing site file %s\n", site);
+        return SQ_OK;
     }
+    char raw[SQ_PATH_MAX + 32];
+    snprintf(raw, sizeof raw, "%s/hippocampus-gt.h5", d->out);
+    sq_ingest_opts io;
+    memset(&io, 0, sizeof io);
+    io.input = d->data;
+    io.output = raw;
+    io.site = "msd-hippocampus";
+    for (int k = 0; k < 3; k++)
+        io.shape[k] = (int)shape[k];
+    io.lo_pct = 0;
+    io.hi_pct = 99;
+    io.labels.all = 1;
+    io.limit = (int)d->limit;
+    io.progress = 1;
+    sq_ingest_stats is;
+    SQ_TRY(sq_ingest(&io, &is, st));
+    printf("ingest:   %d cases from %s -> %s (%.1f s)\n", is.n_cases, d->data, raw, is.seconds);
+    sq_contours_opts co;
+    memset(&co, 0, sizeof co);
+    co.input = raw;
+    co.output = site;
+    co.n_atlas = 1;
+    co.n_perturb = 1;
+    co.seed = (unsigned long long)d->seed;
+    co.strength = 1.0f;
+    co.progress = 1;
+    sq_contours_stats cs;
+    SQ_TRY(sq_contours_run(&co, &cs, st));
+    printf("contours: %d automatic contours, Dice %.3f..%.3f (mean %.3f) -> %s (%.1f s)\n",
+           cs.n_contours, cs.dice_min, cs.dice_max, cs.dice_mean, site, cs.seconds);
+    unlink(raw);
+    return SQ_OK;
+}
+
+/* The CV job's argv: mpirun -np W <this binary> cv SITE --out RUN ... (strings in `num`). */
+enum { DEMO_NUMS = 10, DEMO_ARGS = 48 };
+static void demo_cv_argv(const demo_opts *d, const char *self, const char *site, const char *run,
+                         char num[DEMO_NUMS][32], char **args) {
+    snprintf(num[0], 32, "%lld", d->ranks);
+    snprintf(num[1], 32, "%lld", d->folds);
+    snprintf(num[2], 32, "%lld", d->epochs);
+    snprintf(num[3], 32, "%lld", d->threads);
+    snprintf(num[4], 32, "%lld", d->seed);
+    snprintf(num[5], 32, "%lld", d->batch);
+    snprintf(num[6], 32, "%.9g", d->lr);
+    snprintf(num[7], 32, "%.9g", d->lr_decayed);
+    snprintf(num[8], 32, "%lld", d->decay_epoch);
+    snprintf(num[9], 32, "%g", d->comm_timeout);
+    const char *v[] = {SEGQA_MPIEXEC, "--oversubscribe",
+                       "--bind-to",   "none",
+                       "--mca",       "pml",
+                       "ob1",         "--mca",
+                       "btl",         "self,vader",
+                       "-np",         num[0],
+                       self,          "cv",
+                       site,          "--out",
+                       run,           "--folds",
+                       num[1],        "--epochs",
+                       num[2],        "--threads",
+                       num[3],        "--seed",
+                       num[4],        "--val-every",
+                       "2",           "--augment",
+                       d->augment,    "--batch",
+                       num[5],        "--lr",
+                       num[6],        "--lr-decayed",
+                       num[7],        "--decay-epoch",
+                       num[8],        "--device",
+                       d->device,     "--comm",
+                       d->comm,       "--comm-timeout",
+                       num[9],        NULL};
+    for (size_t i = 0; i < sizeof v / sizeof *v && i < DEMO_ARGS; i++)
+        args[i] = (char *)v[i];
+}
+
+/* Run argv as a child and wait; its exit code (127: could not start). */
+static int run_child(char **args, sq_status *st) {
+    pid_t pid = fork();
+    if (pid < 0) return sq_fail(st, SQ_ERR_IO, "fork: %s", strerror(errno)), -1;
+    if (pid == 0) {
+        execvp(args[0], args);
+        fprintf(stderr, "segqa demo: cannot run %s: %s\n", args[0], strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int sq_cmd_demo(int argc, char **argv) {
+    demo_opts d;
+    demo_defaults(&d);
+    const int parsed = demo_parse(argc, argv, &d);
+    if (parsed >= 0) return parsed;
+    sq_status st;
+    sq_status_clear(&st);
+    const double t0 = sq_now();
+    int64_t shape[5];
+    if (demo_shape(&d, shape, &st) != SQ_OK || sq_mkdirs(d.out, &st) != SQ_OK)
+        return sq_cli_report("demo", &st);
+    char site[SQ_PATH_MAX + 32], run[SQ_PATH_MAX + 32];
+    snprintf(site, sizeof site, "%s/hippocampus.h5", d.out);
+    snprintf(run, sizeof run, "%s/cv", d.out);
+    if (demo_site(&d, shape, site, &st) != SQ_OK) return sq_cli_report("demo", &st);
     fflush(stdout);
 
     /* The cross-validation runs as its own MPI job: mpirun -np W <this binary> cv ... */
@@ -144,61 +232,8 @@ int sq_cmd_demo(int argc, char **argv) {
         return sq_cli_report("demo", &st);
     }
     self[n] = '\0';
-    char np[16], ep[16], kf[16], th[16], sd[32], bs[16], lrs[32], lrd[32], de[16], ct[32];
-    snprintf(bs, sizeof bs, "%lld", batch);
-    snprintf(lrs, sizeof lrs, "%.9g", lr);
-    snprintf(lrd, sizeof lrd, "%.9g", lr_decayed);
-    snprintf(de, sizeof de, "%lld", decay_epoch);
-    snprintf(ct, sizeof ct, "%g", comm_timeout);
-    snprintf(np, sizeof np, "%lld", ranks);
-    snprintf(ep, sizeof ep, "%lld", epochs);
-    snprintf(kf, sizeof kf, "%lld", folds);
-    snprintf(th, sizeof th, "%lld", threads);
-    snprintf(sd, sizeof sd, "%lld", seed);
-    char *args[] = {SEGQA_MPIEXEC,
-                    "--oversubscribe",
-                    "--bind-to",
-                    "none",
-                    "--mca",
-                    "pml",
-                    "ob1",
-                    "--mca",
-                    "btl",
-                    "self,vader",
-                    "-np",
-                    np,
-                    self,
-                    "cv",
-                    site,
-                    "--out",
-                    run,
-                    "--folds",
-                    kf,
-                    "--epochs",
-                    ep,
-                    "--threads",
-                    th,
-                    "--seed",
-                    sd,
-                    "--val-every",
-                    "2",
-                    "--augment",
-                    augment,
-                    "--batch",
-                    bs,
-                    "--lr",
-                    lrs,
-                    "--lr-decayed",
-                    lrd,
-                    "--decay-epoch",
-                    de,
-                    "--device",
-                    device,
-                    "--comm",
-                    comm,
-                    "--comm-timeout",
-                    ct,
-                    NULL};
+    char num[DEMO_NUMS][32], *args[DEMO_ARGS] = {NULL};
+    demo_cv_argv(&d, self, site, run, num, args);
     if (getuid() == 0) { /* Open MPI refuses root without it */
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
@@ -206,22 +241,11 @@ int sq_cmd_demo(int argc, char **argv) {
     printf(
         "running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
         "--lr %s --lr-decayed %s --decay-epoch %s --device %s --comm %s --comm-timeout %s\n",
-        SEGQA_MPIEXEC, np, site, run, kf, ep, augment, bs, lrs, lrd, de, device, comm, ct);
+        SEGQA_MPIEXEC, num[0], site, run, num[1], num[2], d.augment, num[5], num[6], num[7], num[8],
+        d.device, d.comm, num[9]);
     fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) {
-        sq_fail(&st, SQ_ERR_IO, "fork: %s", strerror(errno));
-        return sq_cli_report("demo", &st);
-    }
-    if (pid == 0) {
-        execvp(args[0], args);
-        fprintf(stderr, "segqa demo: cannot run %s: %s\n", args[0], strerror(errno));
-        _exit(127);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    const int code = run_child(args, &st);
+    if (code < 0) return sq_cli_report("demo", &st);
     if (code != 0) {
         fprintf(stderr, "segqa demo: the cross-validation job failed (exit %d)\n", code);
         return code;

@@ -126,80 +126,91 @@ static void clinical_beside(const sq_train_opts *o) {
         sq_debug("no clinical baseline: %s", b.why);
 }
 
-static int run(int argc, char **argv, int cv) {
-    train_cli c;
-    defaults(&c, cv);
-    const char *name = cv ? "cv" : "train";
-    sq_option opts[] = {
-        {"out", 'o', SQ_OPT_STRING, c.out, sizeof c.out, "DIR", "run folder", NULL, 0, 0},
-        {"folds", 'k', SQ_OPT_INT, &c.folds, 0, "K", "cross-validation folds (per patient)", NULL,
+enum { TRAIN_MAX_OPTS = 64 };
+
+/* The option table of `cv` (all of it) or `train` (no folds, split-by or splits) into opts. */
+static int train_options(train_cli *c, int cv, sq_option *opts) {
+    const sq_option all[] = {
+        {"out", 'o', SQ_OPT_STRING, c->out, sizeof c->out, "DIR", "run folder", NULL, 0, 0},
+        {"folds", 'k', SQ_OPT_INT, &c->folds, 0, "K", "cross-validation folds (per patient)", NULL,
          2, 64},
-        {"split-by", 0, SQ_OPT_CHOICE, c.split_by, sizeof c.split_by, "patient|site",
+        {"split-by", 0, SQ_OPT_CHOICE, c->split_by, sizeof c->split_by, "patient|site",
          "folds per patient, or leave-one-site-out (one fold per site file; --folds ignored)",
          "patient|site", 0, 0},
-        {"splits", 0, SQ_OPT_STRING, c.splits, sizeof c.splits, "FILE",
+        {"splits", 0, SQ_OPT_STRING, c->splits, sizeof c->splits, "FILE",
          "reuse the folds of a splits.json", NULL, 0, 0},
-        {"epochs", 'e', SQ_OPT_INT, &c.epochs, 0, "N", "training epochs", NULL, 1, 100000},
-        {"batch", 'b', SQ_OPT_INT, &c.batch, 0, "N", "samples per step on each rank", NULL, 1, 64},
-        {"val-every", 0, SQ_OPT_INT, &c.val_every, 0, "N", "validate every N epochs", NULL, 1,
+        {"epochs", 'e', SQ_OPT_INT, &c->epochs, 0, "N", "training epochs", NULL, 1, 100000},
+        {"batch", 'b', SQ_OPT_INT, &c->batch, 0, "N", "samples per step on each rank", NULL, 1, 64},
+        {"val-every", 0, SQ_OPT_INT, &c->val_every, 0, "N", "validate every N epochs", NULL, 1,
          100000},
-        {"val-fraction", 0, SQ_OPT_DOUBLE, &c.val_fraction, 0, "F",
+        {"val-fraction", 0, SQ_OPT_DOUBLE, &c->val_fraction, 0, "F",
          "share of training patients held out for validation", NULL, 0, 0.9},
-        {"lr", 0, SQ_OPT_DOUBLE, &c.lr, 0, "X", "learning rate", NULL, 1e-9, 10},
-        {"lr-decayed", 0, SQ_OPT_DOUBLE, &c.lr_decayed, 0, "X", "learning rate after decay", NULL,
+        {"lr", 0, SQ_OPT_DOUBLE, &c->lr, 0, "X", "learning rate", NULL, 1e-9, 10},
+        {"lr-decayed", 0, SQ_OPT_DOUBLE, &c->lr_decayed, 0, "X", "learning rate after decay", NULL,
          1e-12, 10},
-        {"decay-epoch", 0, SQ_OPT_INT, &c.decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
+        {"decay-epoch", 0, SQ_OPT_INT, &c->decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
          100000},
-        {"warmup-steps", 0, SQ_OPT_INT, &c.warmup, 0, "N", "linear warm-up steps", NULL, 0,
+        {"warmup-steps", 0, SQ_OPT_INT, &c->warmup, 0, "N", "linear warm-up steps", NULL, 0,
          10000000},
-        {"clip", 0, SQ_OPT_DOUBLE, &c.clip, 0, "X", "gradient-norm clipping (0: off)", NULL, 0,
+        {"clip", 0, SQ_OPT_DOUBLE, &c->clip, 0, "X", "gradient-norm clipping (0: off)", NULL, 0,
          1e9},
-        {"augment", 'a', SQ_OPT_CHOICE, c.augment, sizeof c.augment, "PRESET",
+        {"augment", 'a', SQ_OPT_CHOICE, c->augment, sizeof c->augment, "PRESET",
          "augmentation: the paper's, robust (+ failure cases) or none", "paper|robust|none", 0, 0},
-        {"fail-rate", 0, SQ_OPT_DOUBLE, &c.fail_rate, 0, "F",
+        {"fail-rate", 0, SQ_OPT_DOUBLE, &c->fail_rate, 0, "F",
          "failure-case injection rate of the robust preset", NULL, 0, 1},
-        {"no-failures", 0, SQ_OPT_FLAG, &c.no_failures, 0, NULL,
+        {"no-failures", 0, SQ_OPT_FLAG, &c->no_failures, 0, NULL,
          "skip the failure-case study on the test folds", NULL, 0, 0},
-        {"no-figures", 0, SQ_OPT_FLAG, &c.no_figures, 0, NULL, "do not draw figures", NULL, 0, 0},
-        {"low", 0, SQ_OPT_DOUBLE, &c.low, 0, "X", "accuracy rule: lower Dice threshold", NULL, 0,
+        {"no-figures", 0, SQ_OPT_FLAG, &c->no_figures, 0, NULL, "do not draw figures", NULL, 0, 0},
+        {"low", 0, SQ_OPT_DOUBLE, &c->low, 0, "X", "accuracy rule: lower Dice threshold", NULL, 0,
          1},
-        {"high", 0, SQ_OPT_DOUBLE, &c.high, 0, "X", "accuracy rule: upper Dice threshold", NULL, 0,
+        {"high", 0, SQ_OPT_DOUBLE, &c->high, 0, "X", "accuracy rule: upper Dice threshold", NULL, 0,
          1},
-        {"seed", 's', SQ_OPT_INT, &c.seed, 0, "N", "seed of folds, init and augmentation", NULL, 0,
+        {"seed", 's', SQ_OPT_INT, &c->seed, 0, "N", "seed of folds, init and augmentation", NULL, 0,
          9.0e15},
-        {"workers", 'w', SQ_OPT_INT, &c.workers, 0, "N", "augmentation threads per rank", NULL, 1,
+        {"workers", 'w', SQ_OPT_INT, &c->workers, 0, "N", "augmentation threads per rank", NULL, 1,
          256},
-        {"threads", 't', SQ_OPT_INT, &c.threads, 0, "N",
+        {"threads", 't', SQ_OPT_INT, &c->threads, 0, "N",
          "compute threads per rank (0: cores / ranks on the node)", NULL, 0, 1024},
-        {"depth-rule", 0, SQ_OPT_CHOICE, c.depth_rule, sizeof c.depth_rule, "RULE",
+        {"depth-rule", 0, SQ_OPT_CHOICE, c->depth_rule, sizeof c->depth_rule, "RULE",
          "downsampling rule", "anisotropic|isotropic", 0, 0},
-        {"expansion", 0, SQ_OPT_INT, &c.expansion, 0, "N", "MBConv expansion factor", NULL, 1, 8},
-        {"fpn-channels", 0, SQ_OPT_INT, &c.fpn_channels, 0, "N", "BiFPN width", NULL, 4, 512},
-        {"fpn-repeats", 0, SQ_OPT_INT, &c.fpn_repeats, 0, "N", "BiFPN cells", NULL, 1, 8},
-        {"bn-momentum", 0, SQ_OPT_DOUBLE, &c.bn_momentum, 0, "X",
+        {"expansion", 0, SQ_OPT_INT, &c->expansion, 0, "N", "MBConv expansion factor", NULL, 1, 8},
+        {"fpn-channels", 0, SQ_OPT_INT, &c->fpn_channels, 0, "N", "BiFPN width", NULL, 4, 512},
+        {"fpn-repeats", 0, SQ_OPT_INT, &c->fpn_repeats, 0, "N", "BiFPN cells", NULL, 1, 8},
+        {"bn-momentum", 0, SQ_OPT_DOUBLE, &c->bn_momentum, 0, "X",
          "BatchNorm running-statistics momentum (PyTorch convention)", NULL, 1e-6, 1},
-        {"sync-bn", 0, SQ_OPT_CHOICE, c.sync_bn, sizeof c.sync_bn, "on|off",
+        {"sync-bn", 0, SQ_OPT_CHOICE, c->sync_bn, sizeof c->sync_bn, "on|off",
          "synchronised BatchNorm over each data-parallel group", "on|off", 0, 0},
-        {"on-nan", 0, SQ_OPT_CHOICE, c.on_nan, sizeof c.on_nan, "stop|skip",
+        {"on-nan", 0, SQ_OPT_CHOICE, c->on_nan, sizeof c->on_nan, "stop|skip",
          "a step whose loss or gradient is NaN/Inf (message names its cases): stop the run, or "
          "skip the step",
          "stop|skip", 0, 0},
-        {"stop-after-steps", 0, SQ_OPT_INT, &c.stop_after, 0, "N",
+        {"stop-after-steps", 0, SQ_OPT_INT, &c->stop_after, 0, "N",
          "act as if preempted after N steps (checkpoint, exit 75)", NULL, 0, 1e12},
-        {"device", 0, SQ_OPT_CHOICE, c.device, sizeof c.device, "DEV", SQ_CLI_DEVICE_HELP,
+        {"device", 0, SQ_OPT_CHOICE, c->device, sizeof c->device, "DEV", SQ_CLI_DEVICE_HELP,
          "cpu|cuda|auto", 0, 0},
-        {"deterministic", 0, SQ_OPT_FLAG, &c.deterministic, 0, NULL,
+        {"deterministic", 0, SQ_OPT_FLAG, &c->deterministic, 0, NULL,
          "CUDA: deterministic cuDNN algorithms only", NULL, 0, 0},
-        {"comm", 0, SQ_OPT_CHOICE, c.comm, sizeof c.comm, "LIB", SQ_CLI_COMM_HELP, "auto|nccl|mpi",
-         0, 0},
-        {"comm-timeout", 0, SQ_OPT_DOUBLE, &c.comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
+        {"comm", 0, SQ_OPT_CHOICE, c->comm, sizeof c->comm, "LIB", SQ_CLI_COMM_HELP,
+         "auto|nccl|mpi", 0, 0},
+        {"comm-timeout", 0, SQ_OPT_DOUBLE, &c->comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
          0.1, 1e6},
     };
-    int nopts = (int)(sizeof opts / sizeof opts[0]);
+    _Static_assert(sizeof all / sizeof all[0] <= TRAIN_MAX_OPTS, "TRAIN_MAX_OPTS too small");
+    int nopts = (int)(sizeof all / sizeof all[0]);
+    memcpy(opts, all, sizeof all);
     if (!cv) { /* `train` has no folds */
         memmove(&opts[1], &opts[4], (size_t)(nopts - 4) * sizeof opts[0]);
         nopts -= 3;
     }
+    return nopts;
+}
+
+static int run(int argc, char **argv, int cv) {
+    train_cli c;
+    defaults(&c, cv);
+    const char *name = cv ? "cv" : "train";
+    sq_option opts[TRAIN_MAX_OPTS];
+    const int nopts = train_options(&c, cv, opts);
     const sq_cli_spec spec = {
         .command = name,
         .usage = cv ? "segqa cv [options] SITE.h5..." : "segqa train [options] SITE.h5...",

@@ -683,29 +683,42 @@ static sq_code nan_guard_reject(nan_guard *g, const sq_train_opts *o, sq_model *
     return g->state ? sq_model_set_state(m, g->state, st) : SQ_OK;
 }
 
-static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
-    const sq_train_opts *o = j->o;
+/* Everything one fold's training holds, so that its phases are separate functions. */
+typedef struct fold_run {
+    job *j;
+    int fold;
     char dir[SQ_PATH_MAX], last[SQ_PATH_MAX + 16], best[SQ_PATH_MAX + 16];
-    fold_dir(j, fold, dir, sizeof dir);
-    snprintf(last, sizeof last, "%s/last.h5", dir);
-    snprintf(best, sizeof best, "%s/best.h5", dir);
-    if (j->g.rank == 0) SQ_TRY(sq_mkdirs(dir, st));
-
-    idx_list train = {0}, val = {0}, test_cases = {0}, val_cases = {0};
-    sq_backend *be = NULL;
-    sq_model *m = NULL;
-    sq_adam_opt *opt = NULL;
-    sq_loader *L = NULL;
-    float *host = NULL;
+    idx_list train, val, test_cases, val_cases;
+    double naive; /* mean Dice of the training samples */
+    sq_backend *be;
+    sq_model *m;
+    sq_adam_opt *opt;
+    sq_loader *L;
+    float *host; /* np or ns floats: broadcasts and host-staged all-reduce */
+    size_t np, ns;
     evaluator ev;
-    memset(&ev, 0, sizeof ev);
-    sq_code rc = split_fold(j, fold, &train, &val, &test_cases, st);
-    if (rc == SQ_OK) rc = cases_of(j, &val, &val_cases, st);
+    grad_sync gs;
+    sq_bn_sync bns;
+    nan_guard ng;
+    long gstep;
+    int spe; /* steps per epoch */
+    fold_state fs;
+    double last_loss;
+} fold_run;
 
-    double naive = 0;
-    for (int k = 0; k < train.n; k++)
-        naive += sq_dataset_sample(j->ds, train.v[k])->dice;
-    naive = train.n ? naive / train.n : 0;
+/* Splits, the naive mean, backend, model, optimiser. */
+static sq_code fold_setup(fold_run *f, sq_status *st) {
+    job *j = f->j;
+    const sq_train_opts *o = j->o;
+    fold_dir(j, f->fold, f->dir, sizeof f->dir);
+    snprintf(f->last, sizeof f->last, "%s/last.h5", f->dir);
+    snprintf(f->best, sizeof f->best, "%s/best.h5", f->dir);
+    if (j->g.rank == 0) SQ_TRY(sq_mkdirs(f->dir, st));
+    SQ_TRY(split_fold(j, f->fold, &f->train, &f->val, &f->test_cases, st));
+    SQ_TRY(cases_of(j, &f->val, &f->val_cases, st));
+    for (int k = 0; k < f->train.n; k++)
+        f->naive += sq_dataset_sample(j->ds, f->train.v[k])->dice;
+    f->naive = f->train.n ? f->naive / f->train.n : 0;
 
     sq_model_config mc = o->model;
     mc.in_channels = 2;
@@ -713,49 +726,53 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     mc.height = j->shape[1];
     mc.width = j->shape[2];
     memcpy(mc.spacing, j->spacing, sizeof mc.spacing);
-    if (rc == SQ_OK) rc = create_backend(j, fold, &be, st);
-    if (rc == SQ_OK) rc = sq_model_create(&mc, be, &m, st);
-    if (rc == SQ_OK) rc = sq_model_init(m, o->seed, st);
-    if (rc == SQ_OK) rc = sq_model_plan(m, o->batch, 1, st);
-    size_t np = m ? sq_model_params_floats(m) : 0, ns = m ? sq_model_state_floats(m) : 0;
+    SQ_TRY(create_backend(j, f->fold, &f->be, st));
+    SQ_TRY(sq_model_create(&mc, f->be, &f->m, st));
+    SQ_TRY(sq_model_init(f->m, o->seed, st));
+    SQ_TRY(sq_model_plan(f->m, o->batch, 1, st));
+    f->np = sq_model_params_floats(f->m);
+    f->ns = sq_model_state_floats(f->m);
     sq_adam_config ac = sq_adam_config_default();
-    if (rc == SQ_OK) rc = sq_adam_create(be, np, &ac, &opt, st);
-    if (rc == SQ_OK) {
-        host = malloc((np > ns ? np : ns) * sizeof(float) + 64);
-        if (!host) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
-    }
+    SQ_TRY(sq_adam_create(f->be, f->np, &ac, &f->opt, st));
+    f->host = malloc((f->np > f->ns ? f->np : f->ns) * sizeof(float) + 64);
+    return f->host ? SQ_OK : sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+}
 
-    /* resume from last.h5, or start every member from group rank 0's parameters */
-    long gstep = 0;
-    fold_state fs = {INFINITY, -1};
-    if (rc == SQ_OK && j->g.rank == 0 &&
-        sq_checkpoint_remove_stale(last) + sq_checkpoint_remove_stale(best) > 0)
-        sq_warn("fold %d: removed the temporary checkpoint of a writer that died", fold);
-    if (rc == SQ_OK && sq_file_exists(last)) {
+/* Resume from last.h5, or start every member from group rank 0's parameters. */
+static sq_code fold_resume(fold_run *f, sq_status *st) {
+    job *j = f->j;
+    if (j->g.rank == 0 &&
+        sq_checkpoint_remove_stale(f->last) + sq_checkpoint_remove_stale(f->best) > 0)
+        sq_warn("fold %d: removed the temporary checkpoint of a writer that died", f->fold);
+    if (sq_file_exists(f->last)) {
         sq_ckpt_info info;
-        rc = sq_checkpoint_load(last, m, opt, &info, st);
-        if (rc == SQ_OK) {
-            gstep = info.step;
-            load_fold_state(dir, &fs);
-            sq_info("fold %d: resuming from %s at step %ld", fold, last, gstep);
-        }
-    } else if (rc == SQ_OK && j->g.size > 1) {
-        rc = sq_model_get_params(m, host, st);
-        if (rc == SQ_OK) rc = sq_bcast_floats(&j->g, host, np, 0, st);
-        if (rc == SQ_OK) rc = sq_model_set_params(m, host, st);
-        if (rc == SQ_OK) rc = sq_model_get_state(m, host, st);
-        if (rc == SQ_OK) rc = sq_bcast_floats(&j->g, host, ns, 0, st);
-        if (rc == SQ_OK) rc = sq_model_set_state(m, host, st);
+        SQ_TRY(sq_checkpoint_load(f->last, f->m, f->opt, &info, st));
+        f->gstep = info.step;
+        load_fold_state(f->dir, &f->fs);
+        sq_info("fold %d: resuming from %s at step %ld", f->fold, f->last, f->gstep);
+        return SQ_OK;
     }
+    if (j->g.size == 1) return SQ_OK;
+    SQ_TRY(sq_model_get_params(f->m, f->host, st));
+    SQ_TRY(sq_bcast_floats(&j->g, f->host, f->np, 0, st));
+    SQ_TRY(sq_model_set_params(f->m, f->host, st));
+    SQ_TRY(sq_model_get_state(f->m, f->host, st));
+    SQ_TRY(sq_bcast_floats(&j->g, f->host, f->ns, 0, st));
+    return sq_model_set_state(f->m, f->host, st);
+}
 
+/* The loader of the fold's training shard, the evaluator, gradient and BN sync, the NaN guard. */
+static sq_code fold_pipeline(fold_run *f, sq_status *st) {
+    job *j = f->j;
+    const sq_train_opts *o = j->o;
     sq_loader_config lc = sq_loader_config_default();
     lc.batch = o->batch;
     lc.workers = o->workers;
-    lc.seed = o->seed + (uint64_t)(fold + 1) * 0x9E3779B97F4A7C15ull;
+    lc.seed = o->seed + (uint64_t)(f->fold + 1) * 0x9E3779B97F4A7C15ull;
     lc.rank = j->g.rank;
     lc.world = j->g.size;
-    lc.subset = train.v;
-    lc.nsubset = train.n;
+    lc.subset = f->train.v;
+    lc.nsubset = f->train.n;
     if (!strcmp(o->augment, "none")) {
         lc.augment = 0;
         lc.swap_pairs = 0;
@@ -763,154 +780,214 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
         lc.aug.fail_rate = (float)o->fail_rate;
         lc.aug.fail_kinds = SQ_FAIL_ALL;
     }
-    if (rc == SQ_OK) rc = sq_loader_create(j->ds, &lc, &L, st);
-    int spe = L ? sq_loader_steps(L) : 1;
+    SQ_TRY(sq_loader_create(j->ds, &lc, &f->L, st));
+    f->spe = sq_loader_steps(f->L);
 
-    ev.j = j;
-    ev.m = m;
-    ev.batch = o->batch;
-    ev.vox = (size_t)j->shape[0] * j->shape[1] * j->shape[2];
-    if (rc == SQ_OK) {
-        ev.x = sq_alloc((size_t)o->batch * 2 * ev.vox * sizeof(float));
-        if (!ev.x) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    f->ev.j = j;
+    f->ev.m = f->m;
+    f->ev.batch = o->batch;
+    f->ev.vox = (size_t)j->shape[0] * j->shape[1] * j->shape[2];
+    f->ev.x = sq_alloc((size_t)o->batch * 2 * f->ev.vox * sizeof(float));
+    if (!f->ev.x) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+
+    f->bns.sum = bn_sync_sum;
+    f->bns.ctx = &f->gs;
+    SQ_TRY(grad_sync_init(&f->gs, j, f->m, f->host, f->np, st));
+    if ((j->g.size > 1 || f->gs.nc) && o->sync_bn) sq_model_set_bn_sync(f->m, &f->bns);
+
+    f->ng.ns = f->ns;
+    if (o->on_nan_skip) {
+        f->ng.state = malloc((f->ns ? f->ns : 1) * sizeof(float));
+        if (!f->ng.state) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
     }
+    return SQ_OK;
+}
 
-    grad_sync gs;
-    memset(&gs, 0, sizeof gs);
-    sq_bn_sync bns = {bn_sync_sum, &gs};
-    if (rc == SQ_OK) rc = grad_sync_init(&gs, j, m, host, np, st);
-    if (rc == SQ_OK && (j->g.size > 1 || gs.nc) && o->sync_bn) sq_model_set_bn_sync(m, &bns);
-
-    nan_guard ng = {NULL, ns, 0};
-    if (rc == SQ_OK && o->on_nan_skip) {
-        ng.state = malloc((ns ? ns : 1) * sizeof(float));
-        if (!ng.state) rc = sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+/* One training step on batch b (released here). *taken: the step updated the parameters (0 when
+ * --on-nan skip rejected it). */
+static sq_code fold_step(fold_run *f, sq_batch *b, int epoch, float *loss, int *taken,
+                         sq_status *st) {
+    job *j = f->j;
+    const sq_train_opts *o = j->o;
+    sq_model *m = f->m;
+    *taken = 0;
+    sq_watchdog_set_step(f->gstep);
+    char cases[512];
+    batch_cases(j, b, cases, sizeof cases);
+    sq_code rc = nan_guard_begin(&f->ng, o, m, st);
+    if (rc == SQ_OK) rc = sq_model_forward(m, b->x, NULL, st);
+    if (rc == SQ_OK) rc = sq_model_loss(m, b->y, loss, st);
+    sq_loader_release(f->L, b);
+    SQ_TRY(rc);
+    SQ_TRY(sq_model_backward(m, st));
+    SQ_TRY(grad_sync_finish(&f->gs, m, f->np, st));
+    int bad = 0;
+    SQ_TRY(step_check(j, f->be, m, f->np, *loss, cases, f->fold, f->gstep, &bad, st));
+    if (bad) {
+        SQ_TRY(nan_guard_reject(&f->ng, o, m, f->fold, f->gstep, cases, st));
+        f->gstep++; /* the batch is consumed: resume arithmetic counts it */
+        return SQ_OK;
     }
-    int start_epoch = (int)(gstep / spe), skip = (int)(gstep % spe);
-    double last_loss = 0;
-    for (int epoch = start_epoch; rc == SQ_OK && epoch < o->epochs && !*interrupted; epoch++) {
-        sq_model_set_training(m, 1);
-        rc = sq_loader_start_epoch(L, (uint32_t)epoch, st);
+    if (o->clip > 0)
+        SQ_TRY(sq_clip_grad_norm(f->be, sq_model_grads_buf(m), f->np, o->clip, NULL, st));
+    const float lr = (float)sq_lr_at(&o->lr, epoch, f->gstep);
+    SQ_TRY(sq_adam_step(f->opt, sq_model_params_buf(m), sq_model_grads_buf(m), lr, st));
+    f->gstep++;
+    *taken = 1;
+    return SQ_OK;
+}
+
+/* The steps of one epoch; loss_acc gets the sum and count of the losses. *skip: batches still to
+ * skip after a resume. */
+static sq_code fold_epoch_steps(fold_run *f, int epoch, int *skip, double loss_acc[2],
+                                int *interrupted, sq_status *st) {
+    job *j = f->j;
+    SQ_TRY(sq_loader_start_epoch(f->L, (uint32_t)epoch, st));
+    for (;;) {
+        sq_batch *b = NULL;
+        SQ_TRY(sq_loader_next(f->L, &b, st));
+        if (!b) return SQ_OK;
+        if (*skip > 0) { /* batches done before the interruption */
+            (*skip)--;
+            sq_loader_release(f->L, b);
+            continue;
+        }
+        float loss = 0;
+        int taken = 0;
+        SQ_TRY(fold_step(f, b, epoch, &loss, &taken, st));
+        if (!taken) continue;
+        loss_acc[0] += loss;
+        loss_acc[1] += 1;
+        if (j->o->max_steps > 0 && f->gstep >= j->o->max_steps) sq_stop_set(1);
+        int stop = 0;
+        SQ_TRY(sq_stop_agreed(j->g.comm, &stop, st));
+        if (stop) *interrupted = 1;
+        if (j->w->rank == 0) sq_hub_poll(&j->hub, st);
+        if (*interrupted) return SQ_OK;
+    }
+}
+
+/* Stopped by a signal (or --stop-after-steps): checkpoint on group rank 0, then every member waits.
+ */
+static sq_code fold_checkpoint_stop(fold_run *f, sq_status *st) {
+    job *j = f->j;
+    sq_code rc = SQ_OK;
+    if (j->g.rank == 0) {
+        sq_ckpt_info info;
+        ckpt_info(j, f->gstep, (int)(f->gstep / f->spe), &info);
+        rc = sq_checkpoint_save(f->last, f->m, f->opt, &info, st);
+        if (rc == SQ_OK) rc = save_fold_state(f->dir, &f->fs, st);
+        sq_warn("fold %d: stopped after step %ld; checkpoint %s", f->fold, f->gstep, f->last);
+    }
+    sq_code r2 = sq_comm_barrier(j->g.comm, "MPI_Ibarrier after the checkpoint", st);
+    return rc == SQ_OK ? r2 : rc;
+}
+
+/* After epoch `done` (1-based): the group's mean loss, validation when due, checkpoints, curve. */
+static sq_code fold_end_epoch(fold_run *f, int done, double loss_acc[2], sq_status *st) {
+    job *j = f->j;
+    const sq_train_opts *o = j->o;
+    SQ_TRY(
+        sq_allreduce_sum_doubles_named(&j->g, loss_acc, 2, "MPI_Iallreduce of the epoch loss", st));
+    const double loss = loss_acc[1] > 0 ? loss_acc[0] / loss_acc[1] : NAN;
+    f->last_loss = loss;
+    double vmae = -1;
+    if (f->val_cases.n > 0 &&
+        (done % (o->val_every > 0 ? o->val_every : 1) == 0 || done == o->epochs)) {
+        sq_model_set_training(f->m, 0);
+        SQ_TRY(validate(j, &f->ev, f->val_cases.v, f->val_cases.n, &vmae, st));
+        sq_model_set_training(f->m, 1);
+    }
+    if (j->g.rank != 0) return SQ_OK;
+    sq_ckpt_info info;
+    ckpt_info(j, f->gstep, done, &info);
+    if (vmae >= 0 && vmae < f->fs.best_val) {
+        f->fs.best_val = vmae;
+        f->fs.best_epoch = done;
+        SQ_TRY(sq_checkpoint_save(f->best, f->m, NULL, &info, st));
+    }
+    SQ_TRY(sq_checkpoint_save(f->last, f->m, f->opt, &info, st));
+    SQ_TRY(save_fold_state(f->dir, &f->fs, st));
+    SQ_TRY(append_curve(f->dir, f->fold, done, loss, vmae, st));
+    sq_fold_status s = {f->fold, done, o->epochs, 0, loss, vmae};
+    SQ_TRY(sq_hub_post(&j->hub, &s, st));
+    sq_debug("fold %d epoch %d/%d loss %.5f val MAE %.4f", f->fold, done, o->epochs, loss, vmae);
+    return SQ_OK;
+}
+
+/* The epochs from the resume point on. */
+static sq_code fold_train(fold_run *f, int *interrupted, sq_status *st) {
+    const int start_epoch = (int)(f->gstep / f->spe);
+    int skip = (int)(f->gstep % f->spe);
+    for (int epoch = start_epoch; epoch < f->j->o->epochs && !*interrupted; epoch++) {
+        sq_model_set_training(f->m, 1);
         double loss_acc[2] = {0, 0};
-        for (;;) {
-            sq_batch *b = NULL;
-            if (rc == SQ_OK) rc = sq_loader_next(L, &b, st);
-            if (rc != SQ_OK || !b) break;
-            if (skip > 0) { /* batches done before the interruption */
-                skip--;
-                sq_loader_release(L, b);
-                continue;
-            }
-            float loss = 0;
-            sq_watchdog_set_step(gstep);
-            char cases[512];
-            batch_cases(j, b, cases, sizeof cases);
-            rc = nan_guard_begin(&ng, o, m, st);
-            if (rc == SQ_OK) rc = sq_model_forward(m, b->x, NULL, st);
-            if (rc == SQ_OK) rc = sq_model_loss(m, b->y, &loss, st);
-            sq_loader_release(L, b);
-            if (rc == SQ_OK) rc = sq_model_backward(m, st);
-            if (rc == SQ_OK) rc = grad_sync_finish(&gs, m, np, st);
-            int bad = 0;
-            if (rc == SQ_OK) rc = step_check(j, be, m, np, loss, cases, fold, gstep, &bad, st);
-            if (rc == SQ_OK && bad) {
-                rc = nan_guard_reject(&ng, o, m, fold, gstep, cases, st);
-                if (rc != SQ_OK) break;
-                gstep++; /* the batch is consumed: resume arithmetic counts it */
-                continue;
-            }
-            if (rc == SQ_OK && o->clip > 0)
-                rc = sq_clip_grad_norm(be, sq_model_grads_buf(m), np, o->clip, NULL, st);
-            float lr = (float)sq_lr_at(&o->lr, epoch, gstep);
-            if (rc == SQ_OK)
-                rc = sq_adam_step(opt, sq_model_params_buf(m), sq_model_grads_buf(m), lr, st);
-            if (rc != SQ_OK) break;
-            gstep++;
-            loss_acc[0] += loss;
-            loss_acc[1] += 1;
-            if (o->max_steps > 0 && gstep >= o->max_steps) sq_stop_set(1);
-            int stop = 0;
-            rc = sq_stop_agreed(j->g.comm, &stop, st);
-            if (rc == SQ_OK && stop) *interrupted = 1;
-            if (j->w->rank == 0) sq_hub_poll(&j->hub, st);
-            if (*interrupted) break;
-        }
-        if (rc != SQ_OK) break;
-        if (*interrupted) {
-            if (j->g.rank == 0) {
-                sq_ckpt_info info;
-                ckpt_info(j, gstep, (int)(gstep / spe), &info);
-                rc = sq_checkpoint_save(last, m, opt, &info, st);
-                if (rc == SQ_OK) rc = save_fold_state(dir, &fs, st);
-                sq_warn("fold %d: stopped after step %ld; checkpoint %s", fold, gstep, last);
-            }
-            sq_code r2 = sq_comm_barrier(j->g.comm, "MPI_Ibarrier after the checkpoint", st);
-            if (rc == SQ_OK) rc = r2;
-            break;
-        }
-        rc = sq_allreduce_sum_doubles_named(&j->g, loss_acc, 2, "MPI_Iallreduce of the epoch loss",
-                                            st);
-        double loss = loss_acc[1] > 0 ? loss_acc[0] / loss_acc[1] : NAN;
-        last_loss = loss;
-        double vmae = -1;
-        int done = epoch + 1;
-        if (rc == SQ_OK && val_cases.n > 0 &&
-            (done % (o->val_every > 0 ? o->val_every : 1) == 0 || done == o->epochs)) {
-            sq_model_set_training(m, 0);
-            rc = validate(j, &ev, val_cases.v, val_cases.n, &vmae, st);
-            sq_model_set_training(m, 1);
-        }
-        if (rc == SQ_OK && j->g.rank == 0) {
-            sq_ckpt_info info;
-            ckpt_info(j, gstep, done, &info);
-            if (vmae >= 0 && vmae < fs.best_val) {
-                fs.best_val = vmae;
-                fs.best_epoch = done;
-                rc = sq_checkpoint_save(best, m, NULL, &info, st);
-            }
-            if (rc == SQ_OK) rc = sq_checkpoint_save(last, m, opt, &info, st);
-            if (rc == SQ_OK) rc = save_fold_state(dir, &fs, st);
-            if (rc == SQ_OK) rc = append_curve(dir, fold, done, loss, vmae, st);
-            sq_fold_status s = {fold, done, o->epochs, 0, loss, vmae};
-            if (rc == SQ_OK) rc = sq_hub_post(&j->hub, &s, st);
-            sq_debug("fold %d epoch %d/%d loss %.5f val MAE %.4f", fold, done, o->epochs, loss,
-                     vmae);
-        }
+        SQ_TRY(fold_epoch_steps(f, epoch, &skip, loss_acc, interrupted, st));
+        if (*interrupted) return fold_checkpoint_stop(f, st);
+        SQ_TRY(fold_end_epoch(f, epoch + 1, loss_acc, st));
     }
-    sq_loader_destroy(L);
-    L = NULL;
+    return SQ_OK;
+}
 
-    /* test the fold: real contours, and the failure study */
-    if (rc == SQ_OK && !*interrupted && fold >= 0) {
-        sq_model_set_training(m, 0);
-        ev.nout = 0;
-        rc = evaluate_cases(&ev, test_cases.v, test_cases.n, fold, o->failures, naive, st);
-        if (rc == SQ_OK) rc = push_predictions(j, ev.out, ev.nout, st);
+/* Test the fold (real contours and the failure study) and post its final status. */
+static sq_code fold_test(fold_run *f, sq_code rc, int interrupted, sq_status *st) {
+    job *j = f->j;
+    const sq_train_opts *o = j->o;
+    if (rc == SQ_OK && !interrupted && f->fold >= 0) {
+        sq_model_set_training(f->m, 0);
+        f->ev.nout = 0;
+        rc = evaluate_cases(&f->ev, f->test_cases.v, f->test_cases.n, f->fold, o->failures,
+                            f->naive, st);
+        if (rc == SQ_OK) rc = push_predictions(j, f->ev.out, f->ev.nout, st);
     }
-    if (j->g.rank == 0 && !*interrupted) {
-        sq_fold_status s = {fold, o->epochs, o->epochs,
-                            1,    last_loss, isfinite(fs.best_val) ? fs.best_val : -1.0};
+    if (j->g.rank == 0 && !interrupted) {
+        sq_fold_status s = {f->fold,      o->epochs,
+                            o->epochs,    1,
+                            f->last_loss, isfinite(f->fs.best_val) ? f->fs.best_val : -1.0};
         sq_code r2 = sq_hub_post_final(&j->hub, &s, st);
         if (rc == SQ_OK) rc = r2;
     }
+    return rc;
+}
 
-    if (j->g.rank == 0) grad_sync_report(&gs, fold);
-    if (j->g.rank == 0 && ng.skipped > 0)
+static void fold_free(fold_run *f) {
+    if (f->j->g.rank == 0) grad_sync_report(&f->gs, f->fold);
+    if (f->j->g.rank == 0 && f->ng.skipped > 0)
         sq_warn("fold %d: %ld step(s) skipped for a non-finite loss or gradient (--on-nan skip)",
-                fold, ng.skipped);
-    free(ng.state);
-    grad_sync_free(&gs, m);
-    if (m) sq_model_set_bn_sync(m, NULL);
-    free(ev.out);
-    sq_free(ev.x);
-    free(host);
-    sq_adam_destroy(opt);
-    sq_model_destroy(m);
-    if (be) be->destroy(be);
-    free(train.v);
-    free(val.v);
-    free(test_cases.v);
-    free(val_cases.v);
+                f->fold, f->ng.skipped);
+    sq_loader_destroy(f->L);
+    free(f->ng.state);
+    grad_sync_free(&f->gs, f->m);
+    if (f->m) sq_model_set_bn_sync(f->m, NULL);
+    free(f->ev.out);
+    sq_free(f->ev.x);
+    free(f->host);
+    sq_adam_destroy(f->opt);
+    sq_model_destroy(f->m);
+    if (f->be) f->be->destroy(f->be);
+    free(f->train.v);
+    free(f->val.v);
+    free(f->test_cases.v);
+    free(f->val_cases.v);
+}
+
+/* One fold (or the one model of K = 0) on this rank's group: set up, resume, train, test. */
+static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
+    fold_run *f = calloc(1, sizeof *f);
+    if (!f) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    f->j = j;
+    f->fold = fold;
+    f->fs.best_val = INFINITY;
+    f->fs.best_epoch = -1;
+    sq_code rc = fold_setup(f, st);
+    if (rc == SQ_OK) rc = fold_resume(f, st);
+    if (rc == SQ_OK) rc = fold_pipeline(f, st);
+    if (rc == SQ_OK) rc = fold_train(f, interrupted, st);
+    sq_loader_destroy(f->L); /* its reader thread owns HDF5: the test reads through ev */
+    f->L = NULL;
+    rc = fold_test(f, rc, *interrupted, st);
+    fold_free(f);
+    free(f);
     return rc;
 }
 

@@ -353,7 +353,7 @@ def mask_contour_not_binary(ctx):
     c[c > 0] = 2
     p = nifti_like(ctx, "two.nii", c, ref="con.nii")
     return dict(argv=predict(ctx, contour=p), code=5, predict=True,
-                line=r"two\.nii: contour value 2 at voxel \d+, expected a binary mask \(0 or 1\)")
+                line=r"two\.nii: contour value 2 at voxel \(x=\d+, y=\d+, z=\d+\), expected a binary mask \(0 or 1\); give --label")
 
 
 @kind
@@ -776,7 +776,7 @@ def cli_percentiles_conflict(ctx):
 @kind
 def cli_pairs_and_image_conflict(ctx):
     return cli_kind(ctx, predict(ctx, extra=["--pairs", ctx.p("p.csv")]),
-                    r"give either --image and --contour, or --pairs FILE\.csv")
+                    r"give exactly one of: --image and --contour, --pairs FILE\.csv, --stdin")
 
 
 @kind
