@@ -169,11 +169,7 @@ static void *buf_native(sq_backend *be, sq_buf *b) {
 
 static sq_code check_range(const sq_buf *b, size_t off, size_t bytes, const char *what,
                            sq_status *st) {
-    if (!b) return sq_fail(st, SQ_ERR_RANGE, "cuda: %s: NULL buffer", what);
-    if (off > b->bytes || bytes > b->bytes - off)
-        return sq_fail(st, SQ_ERR_RANGE, "cuda: %s: bytes [%zu, %zu) outside a buffer of %zu bytes",
-                       what, off, off + bytes, b->bytes);
-    return SQ_OK;
+    return sq_byte_range_check("cuda", b != NULL, b ? b->bytes : 0, off, bytes, what, st);
 }
 
 static sq_code upload(sq_backend *be, sq_buf *dst, size_t dst_off, const void *src, size_t bytes,

@@ -147,8 +147,8 @@ run_stage "e4: bench infer --device cuda --tf32" 45 'ratio|target|TFLOP' "$bin/s
 # ---- (f) NCCL: 1-rank sanity and training step; 2 ranks with sync BN where 2+ GPUs are visible ------
 run_stage "f1: NCCL 1-rank all-reduce sanity" 45 'PASS|FAIL' "$bin/nccl_check" allreduce
 run_stage "f2: NCCL 1-rank training step == no communication" 60 'PASS|FAIL' "$bin/nccl_check" step
-ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
-if [ "${ngpu:-0}" -ge 2 ]; then
+ngpu=${gpus:-0} # counted in stage (a)
+if [ "$ngpu" -ge 2 ]; then
   run_stage "f3: NCCL 2 ranks x batch 2 + sync BN vs 1 rank x batch 4 ($ngpu GPUs)" 90 'PASS|FAIL|control' "$bin/nccl_check" syncbn
 else
   stage_skip "f3: NCCL 2 ranks + sync BN vs 1 rank x 2 batch" "${ngpu:-0} GPU visible: needs 2 (a multi-GPU machine kind)"

@@ -143,6 +143,10 @@ sq_code sq_conv3d_check(const sq_conv3d *p, int depthwise, sq_status *st);
 sq_code sq_pool3d_check(const sq_pool3d *p, sq_status *st);
 sq_code sq_resize3d_check(const sq_resize3d *p, sq_status *st);
 sq_code sq_shape5_check(sq_shape5 s, const char *op, sq_status *st);
+/* Bytes [off, off + bytes) inside a buffer of buf_bytes (buffer NULL: `present` 0). SQ_ERR_RANGE
+ * with "<backend>: <what>: ..." otherwise; shared by the backends' copy, fill and view checks. */
+sq_code sq_byte_range_check(const char *backend, int present, size_t buf_bytes, size_t off,
+                            size_t bytes, const char *what, sq_status *st);
 
 struct sq_backend {
     const char *name;      /* "cpu", "cuda" */

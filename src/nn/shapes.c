@@ -81,3 +81,12 @@ sq_code sq_resize3d_check(const sq_resize3d *p, sq_status *st) {
                        p->out[1], p->out[2]);
     return SQ_OK;
 }
+
+sq_code sq_byte_range_check(const char *backend, int present, size_t buf_bytes, size_t off,
+                            size_t bytes, const char *what, sq_status *st) {
+    if (!present) return sq_fail(st, SQ_ERR_RANGE, "%s: %s: NULL buffer", backend, what);
+    if (off > buf_bytes || bytes > buf_bytes - off)
+        return sq_fail(st, SQ_ERR_RANGE, "%s: %s: bytes [%zu, %zu) outside a buffer of %zu bytes",
+                       backend, what, off, off + bytes, buf_bytes);
+    return SQ_OK;
+}
