@@ -1,9 +1,10 @@
 /* cmd_demo.c — `segqa demo`: the main job on the bundled real data, end to end.
  *
  * 1. ingest datasets/msd-hippocampus (208 MRI crops with expert labels) into one HDF5 site file,
- * 2. add automatic contours (an atlas transfer and a perturbed GT per case) with known Dice,
- * 3. run 5-fold cross-validation (folds per patient) as one MPI job of --ranks ranks on CPU, with
- *    the failure-case study on every test fold,
+ * 2. add automatic contours (`segqa contours`' defaults: an atlas transfer, a perturbed GT and two
+ *    near-GT contours per case) with known Dice,
+ * 3. run 5-fold cross-validation (folds per patient, `--recipe demo`) as one MPI job of --ranks
+ *    ranks on CPU, with the failure-case study on every test fold,
  * 4. print the summary table (segqa vs the naive baseline) and where the run folder is.
  * Steps 1–2 are skipped when their output exists (delete the folder to start over).
  */
@@ -29,12 +30,13 @@
 #define SEGQA_MPIEXEC "mpirun"
 #endif
 
-/* The demo's options (defaults: the recipe of results/hippocampus-demo). */
+/* The demo's options. The schedule comes from `cv --recipe demo` (cmd_train.c); epochs, batch,
+ * lr, lr-decayed, decay-epoch and augment are passed on only when given (0 / "" = not given). */
 typedef struct demo_opts {
     char data[SQ_PATH_MAX], out[SQ_PATH_MAX], shape_text[64];
     long long ranks, folds, epochs, threads, seed, limit, batch, decay_epoch;
     double lr, lr_decayed, comm_timeout;
-    char augment[16], device[8], comm[8];
+    char augment[16], device[8], comm[8], recipe[16];
 } demo_opts;
 
 static void demo_defaults(demo_opts *d) {
@@ -42,10 +44,9 @@ static void demo_defaults(demo_opts *d) {
     snprintf(d->data, sizeof d->data, "%s", SEGQA_DEFAULT_DATA_DIR);
     snprintf(d->out, sizeof d->out, "runs/demo");
     snprintf(d->shape_text, sizeof d->shape_text, "40x56x40");
-    d->ranks = 2, d->folds = 5, d->epochs = 12, d->threads = 1, d->seed = 20221, d->batch = 8;
-    d->decay_epoch = 9;
-    d->lr = 5e-3, d->lr_decayed = 5e-4, d->comm_timeout = 300;
-    snprintf(d->augment, sizeof d->augment, "robust");
+    d->ranks = 2, d->folds = 5, d->threads = 1, d->seed = 20221, d->comm_timeout = 300;
+    d->decay_epoch = -1;
+    snprintf(d->recipe, sizeof d->recipe, "demo");
     snprintf(d->device, sizeof d->device, "cpu");
     snprintf(d->comm, sizeof d->comm, "auto");
 }
@@ -60,19 +61,24 @@ static int demo_parse(int argc, char **argv, demo_opts *d) {
          "crop/pad every volume to this shape", NULL, 0, 0},
         {"ranks", 'n', SQ_OPT_INT, &d->ranks, 0, "W", "MPI ranks", NULL, 1, 256},
         {"folds", 'k', SQ_OPT_INT, &d->folds, 0, "K", "cross-validation folds", NULL, 2, 64},
-        {"epochs", 'e', SQ_OPT_INT, &d->epochs, 0, "N", "training epochs per fold", NULL, 1,
-         100000},
+        {"recipe", 0, SQ_OPT_CHOICE, d->recipe, sizeof d->recipe, "NAME",
+         "training recipe of the CV (docs/training.md); the options below override it",
+         "demo|reference|none", 0, 0},
+        {"epochs", 'e', SQ_OPT_INT, &d->epochs, 0, "N",
+         "training epochs per fold (0: the recipe's)", NULL, 0, 100000},
         {"threads", 't', SQ_OPT_INT, &d->threads, 0, "N", "compute threads per rank", NULL, 1,
          1024},
-        {"batch", 'b', SQ_OPT_INT, &d->batch, 0, "N", "samples per step on each rank", NULL, 1, 64},
-        {"lr", 0, SQ_OPT_DOUBLE, &d->lr, 0, "X", "learning rate", NULL, 1e-9, 10},
-        {"lr-decayed", 0, SQ_OPT_DOUBLE, &d->lr_decayed, 0, "X", "learning rate after decay", NULL,
-         1e-12, 10},
-        {"decay-epoch", 0, SQ_OPT_INT, &d->decay_epoch, 0, "N", "epoch of the step decay", NULL, 0,
-         100000},
+        {"batch", 'b', SQ_OPT_INT, &d->batch, 0, "N",
+         "samples per step on each rank (0: the recipe's)", NULL, 0, 64},
+        {"lr", 0, SQ_OPT_DOUBLE, &d->lr, 0, "X", "learning rate (0: the recipe's)", NULL, 0, 10},
+        {"lr-decayed", 0, SQ_OPT_DOUBLE, &d->lr_decayed, 0, "X",
+         "learning rate after decay (0: the recipe's)", NULL, 0, 10},
+        {"decay-epoch", 0, SQ_OPT_INT, &d->decay_epoch, 0, "N",
+         "epoch of the step decay (-1: the recipe's)", NULL, -1, 100000},
         {"seed", 's', SQ_OPT_INT, &d->seed, 0, "N", "seed", NULL, 0, 9.0e15},
         {"augment", 'a', SQ_OPT_CHOICE, d->augment, sizeof d->augment, "PRESET",
-         "augmentation: paper, robust (paper + failure-case injection) or none",
+         "augmentation: paper, robust (paper + failure-case injection) or none (default: the "
+         "recipe's)",
          "paper|robust|none", 0, 0},
         {"limit", 0, SQ_OPT_INT, &d->limit, 0, "N", "use the first N cases only (0: all)", NULL, 0,
          100000},
@@ -134,14 +140,10 @@ static sq_code demo_site(const demo_opts *d, const int64_t shape[5], const char 
     sq_ingest_stats is;
     SQ_TRY(sq_ingest(&io, &is, st));
     printf("ingest:   %d cases from %s -> %s (%.1f s)\n", is.n_cases, d->data, raw, is.seconds);
-    sq_contours_opts co;
-    memset(&co, 0, sizeof co);
+    sq_contours_opts co = sq_contours_opts_default(); /* what the recipes expect */
     co.input = raw;
     co.output = site;
-    co.n_atlas = 1;
-    co.n_perturb = 1;
     co.seed = (unsigned long long)d->seed;
-    co.strength = 1.0f;
     co.progress = 1;
     sq_contours_stats cs;
     SQ_TRY(sq_contours_run(&co, &cs, st));
@@ -151,44 +153,60 @@ static sq_code demo_site(const demo_opts *d, const int64_t shape[5], const char 
     return SQ_OK;
 }
 
-/* The CV job's argv: mpirun -np W <this binary> cv SITE --out RUN ... (strings in `num`). */
-enum { DEMO_NUMS = 10, DEMO_ARGS = 48 };
+/* The CV job's argv: mpirun -np W <this binary> cv SITE --out RUN --recipe R ..., then the
+ * schedule options the user gave (strings kept in `num`). */
+enum { DEMO_NUMS = 16, DEMO_ARGS = 64 };
+typedef struct argv_builder {
+    char **args;
+    int n;
+    char (*num)[32];
+    int nnum;
+} argv_builder;
+
+static void push(argv_builder *b, const char *a) {
+    if (b->n < DEMO_ARGS - 1) b->args[b->n++] = (char *)a;
+}
+static void push_ll(argv_builder *b, const char *opt, long long v) {
+    snprintf(b->num[b->nnum], 32, "%lld", v);
+    push(b, opt), push(b, b->num[b->nnum++]);
+}
+static void push_d(argv_builder *b, const char *opt, double v) {
+    snprintf(b->num[b->nnum], 32, "%.9g", v);
+    push(b, opt), push(b, b->num[b->nnum++]);
+}
+
 static void demo_cv_argv(const demo_opts *d, const char *self, const char *site, const char *run,
                          char num[DEMO_NUMS][32], char **args) {
-    snprintf(num[0], 32, "%lld", d->ranks);
-    snprintf(num[1], 32, "%lld", d->folds);
-    snprintf(num[2], 32, "%lld", d->epochs);
-    snprintf(num[3], 32, "%lld", d->threads);
-    snprintf(num[4], 32, "%lld", d->seed);
-    snprintf(num[5], 32, "%lld", d->batch);
-    snprintf(num[6], 32, "%.9g", d->lr);
-    snprintf(num[7], 32, "%.9g", d->lr_decayed);
-    snprintf(num[8], 32, "%lld", d->decay_epoch);
-    snprintf(num[9], 32, "%g", d->comm_timeout);
-    const char *v[] = {SEGQA_MPIEXEC, "--oversubscribe",
-                       "--bind-to",   "none",
-                       "--mca",       "pml",
-                       "ob1",         "--mca",
-                       "btl",         "self,vader",
-                       "-np",         num[0],
-                       self,          "cv",
-                       site,          "--out",
-                       run,           "--folds",
-                       num[1],        "--epochs",
-                       num[2],        "--threads",
-                       num[3],        "--seed",
-                       num[4],        "--val-every",
-                       "2",           "--augment",
-                       d->augment,    "--batch",
-                       num[5],        "--lr",
-                       num[6],        "--lr-decayed",
-                       num[7],        "--decay-epoch",
-                       num[8],        "--device",
-                       d->device,     "--comm",
-                       d->comm,       "--comm-timeout",
-                       num[9],        NULL};
-    for (size_t i = 0; i < sizeof v / sizeof *v && i < DEMO_ARGS; i++)
-        args[i] = (char *)v[i];
+    argv_builder b = {args, 0, num, 0};
+    static const char *const mpi[] = {
+        SEGQA_MPIEXEC, "--oversubscribe", "--bind-to", "none",      "--mca", "pml",
+        "ob1",         "--mca",           "btl",       "self,vader"};
+    for (size_t i = 0; i < sizeof mpi / sizeof *mpi; i++)
+        push(&b, mpi[i]);
+    push_ll(&b, "-np", d->ranks);
+    push(&b, self), push(&b, "cv"), push(&b, site), push(&b, "--out"), push(&b, run);
+    push(&b, "--recipe"), push(&b, d->recipe);
+    push_ll(&b, "--folds", d->folds);
+    push_ll(&b, "--threads", d->threads);
+    push_ll(&b, "--seed", d->seed);
+    if (d->epochs > 0) push_ll(&b, "--epochs", d->epochs);
+    if (d->batch > 0) push_ll(&b, "--batch", d->batch);
+    if (d->lr > 0) push_d(&b, "--lr", d->lr);
+    if (d->lr_decayed > 0) push_d(&b, "--lr-decayed", d->lr_decayed);
+    if (d->decay_epoch >= 0) push_ll(&b, "--decay-epoch", d->decay_epoch);
+    if (d->augment[0]) push(&b, "--augment"), push(&b, d->augment);
+    push(&b, "--device"), push(&b, d->device);
+    push(&b, "--comm"), push(&b, d->comm);
+    push_d(&b, "--comm-timeout", d->comm_timeout);
+    args[b.n] = NULL;
+}
+
+/* The command line of the CV job as one line, for the console. */
+static void print_argv(char **args) {
+    printf("running: ");
+    for (int i = 0; args[i]; i++)
+        printf(" %s", args[i]);
+    printf("\n");
 }
 
 /* Run argv as a child and wait; its exit code (127: could not start). */
@@ -238,11 +256,7 @@ int sq_cmd_demo(int argc, char **argv) {
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     }
-    printf(
-        "running:  %s -np %s segqa cv %s --out %s --folds %s --epochs %s --augment %s --batch %s "
-        "--lr %s --lr-decayed %s --decay-epoch %s --device %s --comm %s --comm-timeout %s\n",
-        SEGQA_MPIEXEC, num[0], site, run, num[1], num[2], d.augment, num[5], num[6], num[7], num[8],
-        d.device, d.comm, num[9]);
+    print_argv(args);
     fflush(stdout);
     const int code = run_child(args, &st);
     if (code < 0) return sq_cli_report("demo", &st);

@@ -10,6 +10,7 @@
 #include "predict.h"
 
 #include "core/fileio.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "data/pairs.h"
 #include "nn/backend.h"
@@ -21,7 +22,8 @@
 typedef struct predict_args {
     char ckpt[SQ_PATH_MAX], image[SQ_PATH_MAX], contour[SQ_PATH_MAX], pairs_csv[SQ_PATH_MAX];
     char report[SQ_PATH_MAX], format[16], device[8], label[256], resample[16], crop[16];
-    double threshold, mask_threshold;
+    char calibration[SQ_PATH_MAX], accept_if[16];
+    double threshold, mask_threshold, coverage;
     long long threads;
     int use_stdin;
 } predict_args;
@@ -62,6 +64,15 @@ static sq_code parse_args(int argc, char **argv, predict_args *a, int *help, sq_
          0},
         {"threshold", 0, SQ_OPT_DOUBLE, &a->threshold, 0, "X",
          "accept a contour when its estimated Dice is at least X", NULL, 0, 1},
+        {"coverage", 0, SQ_OPT_DOUBLE, &a->coverage, 0, "P",
+         "nominal coverage of the interval printed beside each estimate (0.5..0.99)", NULL, 0.5,
+         0.99},
+        {"calibration", 0, SQ_OPT_STRING, a->calibration, sizeof a->calibration, "FILE",
+         "interval calibration (a CV's calibration.json) instead of the checkpoint's own", NULL, 0,
+         0},
+        {"accept-if", 0, SQ_OPT_CHOICE, a->accept_if, sizeof a->accept_if, "WHAT",
+         "accept when the estimate, or the interval's lower end, is at least --threshold",
+         "estimate|lower", 0, 0},
         {"crop", 0, SQ_OPT_CHOICE, a->crop, sizeof a->crop, "HOW",
          "crop policy expected of the checkpoint (it stores its own; a mismatch is an error)",
          "center|contour", 0, 0},
@@ -142,7 +153,17 @@ static void run_one(sq_predictor *p, const predict_opts *o, const sq_pair *pr, i
                               : sq_predictor_estimate(p, pr->image, pr->contour, &o->mask,
                                                       &it->estimate, err);
     it->ok = rc == SQ_OK;
-    it->accept = it->ok && it->estimate >= o->threshold;
+    predict_row row = {.id = pr->id,
+                       .image = pr->image,
+                       .contour = pr->contour,
+                       .site = pr->site,
+                       .ok = it->ok,
+                       .estimate = it->estimate,
+                       .error = err};
+    predict_decide(o, o->threshold, &row);
+    it->accept = row.accept;
+    it->has_interval = row.has_interval;
+    it->lo = row.lo, it->hi = row.hi, it->coverage = row.coverage;
     if (it->ok && o->report_dir) {
         sq_qc_png_name(index, pr->id, it->png, sizeof it->png);
         if (sq_qc_write_case_png(o->report_dir, it, sq_predictor_last_image(p),
@@ -154,8 +175,6 @@ static void run_one(sq_predictor *p, const predict_opts *o, const sq_pair *pr, i
     if (!it->ok) snprintf(it->error, sizeof it->error, "%s", err->msg);
     b->failed += !it->ok;
     b->rejected += it->ok && !it->accept;
-    predict_row row = {pr->id, pr->image,    pr->contour, pr->site, o->threshold,
-                       it->ok, it->estimate, it->accept,  err};
     if (it->ok || error_rows) predict_print_row(o, &row);
 }
 
@@ -202,13 +221,42 @@ static sq_code check_crop(const predict_args *a, const sq_predictor *p, sq_statu
     return SQ_OK;
 }
 
+/* The intervals: from --calibration, else from the checkpoint; none is fine unless
+ * --accept-if lower asks for them. */
+static sq_code load_intervals(const predict_args *a, const sq_predictor *p, predict_opts *o,
+                              sq_status *st) {
+    o->accept_lower = !strcmp(a->accept_if, "lower");
+    o->level = sq_calib_level(a->coverage);
+    if (o->level < 0)
+        return sq_fail(st, SQ_ERR_USAGE, "--coverage %g: expected 0.5..0.99", a->coverage);
+    o->coverage = 0.50 + 0.01 * o->level;
+    if (a->calibration[0]) {
+        SQ_TRY(sq_calib_read_file(a->calibration, &o->cal, st));
+        o->has_interval = 1;
+    } else if (*sq_predictor_calibration(p)) {
+        cJSON *j = NULL;
+        SQ_TRY(sq_json_parse(sq_predictor_calibration(p), a->ckpt, &j, st));
+        sq_code rc = sq_calib_from_json(j, a->ckpt, &o->cal, st);
+        cJSON_Delete(j);
+        SQ_TRY(rc);
+        o->has_interval = 1;
+    }
+    if (o->accept_lower && !o->has_interval)
+        return sq_fail(st, SQ_ERR_USAGE,
+                       "--accept-if lower: %s has no interval calibration (train it with "
+                       "--calibration, or give --calibration FILE)",
+                       a->ckpt);
+    return SQ_OK;
+}
+
 int sq_cmd_predict(int argc, char **argv) {
     predict_args a;
     memset(&a, 0, sizeof a);
     snprintf(a.format, sizeof a.format, "table");
     snprintf(a.device, sizeof a.device, "cpu");
     snprintf(a.resample, sizeof a.resample, "none");
-    a.threshold = 0.8, a.mask_threshold = 0.5, a.threads = 1;
+    snprintf(a.accept_if, sizeof a.accept_if, "estimate");
+    a.threshold = 0.8, a.mask_threshold = 0.5, a.threads = 1, a.coverage = 0.9;
     sq_status st;
     sq_status_clear(&st);
     int help = 0;
@@ -227,7 +275,8 @@ int sq_cmd_predict(int argc, char **argv) {
     sq_debug("predict: backend %s", chosen);
     sq_predictor *p = NULL;
     int code;
-    if (sq_predictor_open(a.ckpt, be, &p, &st) != SQ_OK || check_crop(&a, p, &st) != SQ_OK)
+    if (sq_predictor_open(a.ckpt, be, &p, &st) != SQ_OK || check_crop(&a, p, &st) != SQ_OK ||
+        load_intervals(&a, p, &o, &st) != SQ_OK)
         code = sq_cli_report("predict", &st);
     else if (a.use_stdin)
         code = predict_serve_stdin(p, &o);

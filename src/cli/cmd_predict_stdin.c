@@ -118,8 +118,13 @@ static void serve_line(sq_predictor *p, const predict_opts *o, const char *text,
     if (rc != SQ_OK) {
         print_error_line(r.id, line_no, &st);
     } else {
-        predict_row row = {r.id, r.image, r.contour,        r.site, r.threshold,
-                           1,    y,       y >= r.threshold, NULL};
+        predict_row row = {.id = r.id,
+                           .image = r.image,
+                           .contour = r.contour,
+                           .site = r.site,
+                           .ok = 1,
+                           .estimate = y};
+        predict_decide(o, r.threshold, &row);
         predict_opts jo = *o;
         jo.json = 1;
         predict_print_row(&jo, &row);

@@ -18,11 +18,12 @@
 typedef struct train_cli {
     long long folds, epochs, batch, val_every, workers, threads, seed, decay_epoch, warmup,
         fpn_channels, fpn_repeats, expansion, stop_after;
-    double val_fraction, lr, lr_decayed, clip, fail_rate, low, high, bn_momentum, comm_timeout;
+    double val_fraction, lr, lr_decayed, clip, fail_rate, gt_rate, low, high, bn_momentum,
+        comm_timeout;
     int no_failures, no_figures;
     int deterministic;
     char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8],
-        split_by[16], on_nan[8];
+        split_by[16], on_nan[8], recipe[16], calibration[4096];
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -45,6 +46,7 @@ static void defaults(train_cli *c, int cv) {
     c->lr_decayed = d.lr.decayed_lr;
     c->clip = d.clip;
     c->fail_rate = d.fail_rate;
+    c->gt_rate = d.gt_rate;
     c->low = d.rule.low;
     c->high = d.rule.high;
     c->bn_momentum = d.model.bn_momentum;
@@ -57,6 +59,57 @@ static void defaults(train_cli *c, int cv) {
     c->comm_timeout = d.comm_timeout;
     snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
     snprintf(c->split_by, sizeof c->split_by, "patient");
+    snprintf(c->recipe, sizeof c->recipe, "none");
+}
+
+/* ---- recipes: named presets of training options (docs/training.md) ----
+ * Applied on top of the defaults and under --config and the command line, so any option given
+ * beside a recipe overrides it. Both expect the contours of `segqa contours` with its defaults
+ * (atlas 1, perturb 1, near 2 per case). Chosen on validation patients (--val-fraction), never on
+ * test folds; the ablation is in docs/training.md. */
+typedef struct train_recipe {
+    const char *name;
+    const char *json; /* keys are long option names */
+} train_recipe;
+
+static const train_recipe k_recipes[] = {
+    {"demo", "{\"epochs\": 6, \"batch\": 8, \"val-every\": 2, \"lr\": 0.005, "
+             "\"lr-decayed\": 0.0005, \"decay-epoch\": 5, \"augment\": \"robust\", "
+             "\"fail-rate\": 0.2, \"gt-rate\": 0.1}"},
+    {"reference", "{\"epochs\": 20, \"batch\": 8, \"val-every\": 4, \"lr\": 0.005, "
+                  "\"lr-decayed\": 0.0005, \"decay-epoch\": 16, \"augment\": \"robust\", "
+                  "\"fail-rate\": 0.2, \"gt-rate\": 0.1}"},
+};
+
+/* The value of --recipe on the command line (last one wins), or NULL. */
+static const char *recipe_arg(int argc, char **argv) {
+    const char *r = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--recipe") && i + 1 < argc)
+            r = argv[++i];
+        else if (!strncmp(argv[i], "--recipe=", 9))
+            r = argv[i] + 9;
+    }
+    return r;
+}
+
+/* Apply the recipe named on the command line, if any, to the option table's variables. */
+static sq_code apply_recipe(int argc, char **argv, const sq_option *opts, int nopts,
+                            sq_status *st) {
+    const char *name = recipe_arg(argc, argv);
+    if (!name || !strcmp(name, "none")) return SQ_OK;
+    for (size_t k = 0; k < sizeof k_recipes / sizeof k_recipes[0]; k++) {
+        if (strcmp(name, k_recipes[k].name) != 0) continue;
+        cJSON *obj = cJSON_Parse(k_recipes[k].json);
+        if (!obj) return sq_fail(st, SQ_ERR_INTERNAL, "recipe %s: bad JSON", name);
+        char origin[64];
+        snprintf(origin, sizeof origin, "recipe %s", name);
+        sq_code rc = sq_options_apply_json(opts, nopts, obj, origin, st);
+        cJSON_Delete(obj);
+        return rc;
+    }
+    return sq_fail(st, SQ_ERR_USAGE, "--recipe '%s': expected demo, reference or none", name);
 }
 
 /* Compute threads per rank when not given: the online cores shared by the ranks of this node. */
@@ -95,6 +148,7 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->clip = c->clip;
     o->augment = c->augment;
     o->fail_rate = c->fail_rate;
+    o->gt_rate = c->gt_rate;
     o->failures = !c->no_failures;
     o->figures = !c->no_figures;
     o->max_steps = (int)c->stop_after;
@@ -110,6 +164,7 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->deterministic = c->deterministic;
     o->comm = c->comm;
     o->comm_timeout = c->comm_timeout;
+    o->calibration_path = c->calibration;
 }
 
 /* After a CV on sites with clinical variables: the GBDT on the same folds, beside the network. */
@@ -132,6 +187,9 @@ enum { TRAIN_MAX_OPTS = 64 };
 static int train_options(train_cli *c, int cv, sq_option *opts) {
     const sq_option all[] = {
         {"out", 'o', SQ_OPT_STRING, c->out, sizeof c->out, "DIR", "run folder", NULL, 0, 0},
+        {"recipe", 0, SQ_OPT_CHOICE, c->recipe, sizeof c->recipe, "NAME",
+         "preset of training options (docs/training.md); options given beside it override it",
+         "demo|reference|none", 0, 0},
         {"folds", 'k', SQ_OPT_INT, &c->folds, 0, "K", "cross-validation folds (per patient)", NULL,
          2, 64},
         {"split-by", 0, SQ_OPT_CHOICE, c->split_by, sizeof c->split_by, "patient|site",
@@ -158,6 +216,10 @@ static int train_options(train_cli *c, int cv, sq_option *opts) {
          "augmentation: the paper's, robust (+ failure cases) or none", "paper|robust|none", 0, 0},
         {"fail-rate", 0, SQ_OPT_DOUBLE, &c->fail_rate, 0, "F",
          "failure-case injection rate of the robust preset", NULL, 0, 1},
+        {"gt-rate", 0, SQ_OPT_DOUBLE, &c->gt_rate, 0, "F",
+         "share of training samples shown with the GT itself as contour (target 1)", NULL, 0, 1},
+        {"calibration", 0, SQ_OPT_STRING, c->calibration, sizeof c->calibration, "FILE",
+         "interval calibration (a CV's calibration.json) to store in every checkpoint", NULL, 0, 0},
         {"no-failures", 0, SQ_OPT_FLAG, &c->no_failures, 0, NULL,
          "skip the failure-case study on the test folds", NULL, 0, 0},
         {"no-figures", 0, SQ_OPT_FLAG, &c->no_figures, 0, NULL, "do not draw figures", NULL, 0, 0},
@@ -198,8 +260,8 @@ static int train_options(train_cli *c, int cv, sq_option *opts) {
     _Static_assert(sizeof all / sizeof all[0] <= TRAIN_MAX_OPTS, "TRAIN_MAX_OPTS too small");
     int nopts = (int)(sizeof all / sizeof all[0]);
     memcpy(opts, all, sizeof all);
-    if (!cv) { /* `train` has no folds */
-        memmove(&opts[1], &opts[4], (size_t)(nopts - 4) * sizeof opts[0]);
+    if (!cv) { /* `train` has no folds, split-by or splits (entries 2..4) */
+        memmove(&opts[2], &opts[5], (size_t)(nopts - 5) * sizeof opts[0]);
         nopts -= 3;
     }
     return nopts;
@@ -231,6 +293,7 @@ static int run(int argc, char **argv, int cv) {
     sq_cli_args a;
     sq_status st;
     sq_status_clear(&st);
+    if (apply_recipe(argc, argv, opts, nopts, &st) != SQ_OK) return sq_cli_report(name, &st);
     if (sq_cli_parse(&spec, argc, argv, &a, &st) != SQ_OK) return sq_cli_report(name, &st);
     if (a.help) return 0;
     if (cv && !strcmp(c.split_by, "site") && a.npos < 2) {

@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "data/mask.h"
+#include "train/calibration.h"
 #include "train/predictor.h"
 #include "train/qc_report.h"
 
@@ -19,7 +20,12 @@
 
 typedef struct predict_opts {
     int json;         /* --format json */
-    double threshold; /* accept when estimate >= threshold */
+    double threshold; /* accept when estimate (or, with accept_lower, the lower end) >= threshold */
+    int has_interval; /* a calibration is there (checkpoint or --calibration) */
+    sq_calibration cal;
+    double coverage;  /* nominal coverage of the intervals (the level actually used) */
+    int level;        /* its index in cal */
+    int accept_lower; /* --accept-if lower */
     sq_mask_policy mask;
     const char *report_dir; /* --report DIR or NULL */
 } predict_opts;
@@ -33,7 +39,12 @@ typedef struct predict_row {
     float estimate;
     int accept;
     const sq_status *error; /* when !ok */
+    int has_interval;
+    double lo, hi, coverage; /* the estimate's interval at `coverage` */
 } predict_row;
+
+/* Fill r's interval (when o has one) and its decision from r->estimate at `threshold`. */
+void predict_decide(const predict_opts *o, double threshold, predict_row *r);
 
 /* The table header (table format only). */
 void predict_print_header(const predict_opts *o);

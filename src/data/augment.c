@@ -92,6 +92,14 @@ static void mask_centroid(const uint8_t *m, int d, int h, int w, double c[3]) {
     c[0] = sz / (double)cnt, c[1] = sy / (double)cnt, c[2] = sx / (double)cnt;
 }
 
+/* GT injection's draw: its own stream, so gt_rate leaves every other draw where it was. */
+static int gt_drawn(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint32_t sample) {
+    if (!(cfg->gt_rate > 0)) return 0;
+    sq_rng g;
+    sq_rng_init(&g, seed ^ 0x4754494e4a454354ull /* "GTINJECT" */, epoch, sample);
+    return sq_rng_uniform(&g) < cfg->gt_rate;
+}
+
 sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint32_t sample,
                    const sq_aug_input *in, sq_aug_output *out, sq_status *st) {
     const int D = in->d, H = in->h, W = in->w;
@@ -273,8 +281,14 @@ sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint
         }
     }
     free(gx), free(rowx), free(txw), free(x0w), free(xseg), free(rxs);
-    /* ---- failure injection ---- */
-    if (cfg->fail_rate > 0 && u_fail < cfg->fail_rate && (cfg->fail_kinds & SQ_FAIL_ALL)) {
+    /* ---- failure injection, else GT injection ---- */
+    int failed = cfg->fail_rate > 0 && u_fail < cfg->fail_rate && (cfg->fail_kinds & SQ_FAIL_ALL);
+    if (!failed && gt_drawn(cfg, seed, epoch, sample)) {
+        memcpy(out->contour, out->gt, (size_t)D * plane);
+        n_ct = n_both = n_gt;
+        rec.gt_copy = 1;
+    }
+    if (failed) {
         int kinds[4], nk = 0;
         for (int k = SQ_FAIL_EMPTY; k <= SQ_FAIL_SHIFT; k++)
             if (cfg->fail_kinds & (1u << k)) kinds[nk++] = k;

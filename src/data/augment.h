@@ -10,7 +10,9 @@
  * additionally scaled by U[swap_scale_lo, swap_scale_hi] about its centroid in 3D.
  * Failure injection (probability fail_rate) then replaces the contour by: empty, uniform binary
  * noise (each voxel 1 with p = 0.5), all ones, or the augmented GT shifted by U[-0.5, 0.5] of the
- * extent in x and y. The target Dice is recomputed on the outputs (both empty -> 1).
+ * extent in x and y. A sample that is not made a failure becomes, with probability gt_rate, the
+ * augmented GT itself (Dice 1), drawn from its own Philox stream so that the other draws do not
+ * move. The target Dice is recomputed on the outputs (both empty -> 1).
  *
  * Every draw comes from Philox keyed by (seed, epoch, sample id) in a fixed order, so a sample is
  * bit-identical whichever thread or rank computes it. The function is re-entrant.
@@ -48,6 +50,8 @@ typedef struct sq_aug_config {
     float elastic_cell_mm;              /* 16: coarse grid spacing, mm */
     float fail_rate;                    /* 0: off */
     unsigned fail_kinds;                /* SQ_FAIL_ALL */
+    float gt_rate; /* 0: off; else the contour of a sample not made a failure is replaced by the
+                      augmented GT with this probability (target 1: the top of the range) */
 } sq_aug_config;
 
 /* The paper's settings, failure injection off. */
@@ -68,6 +72,7 @@ typedef struct sq_aug_record {
     int flip;
     float rot, tx_mm, ty_mm, zoom, swap_scale;
     int failure;            /* SQ_FAIL_* */
+    int gt_copy;            /* 1: the contour is the augmented GT (gt_rate) */
     float shift_x, shift_y; /* voxels, SQ_FAIL_SHIFT only */
 } sq_aug_record;
 

@@ -374,6 +374,31 @@ static void drop_contour(sq_case *c, const char *name) {
         }
 }
 
+static void count_contour(sq_contours_stats *stt, double dice) {
+    stt->dice_min = fmin(stt->dice_min, dice), stt->dice_max = fmax(stt->dice_max, dice);
+    stt->dice_mean += dice, stt->n_contours++;
+}
+
+/* Contour <kind>_<k> of case i: the GT perturbed at `strength`, from the stream keyed by tag. */
+static sq_code add_perturbed(int i, int k, const char *kind, uint32_t tag, float strength,
+                             const sq_contours_opts *o, sq_case *c, sq_contours_stats *stt,
+                             sq_status *st) {
+    char name[32];
+    snprintf(name, sizeof name, "%s_%d", kind, k);
+    drop_contour(c, name);
+    sq_rng r;
+    sq_rng_init(&r, o->seed, tag, (uint32_t)(i * 64 + k));
+    sq_perturb_params p;
+    sq_perturb_draw(&r, strength, &p);
+    sq_volume m;
+    char *params = NULL;
+    SQ_TRY(sq_contour_perturb(&c->gt, &p, &r, &m, &params, st));
+    double dice = sq_dice_u8(sq_volume_u8(&m), sq_volume_u8(&c->gt), sq_volume_numel(&m));
+    SQ_TRY(sq_case_add_contour(c, name, kind, params, dice, &m, st));
+    count_contour(stt, dice);
+    return SQ_OK;
+}
+
 static sq_code add_contours(sq_site *s, int i, const sq_contours_opts *o, sq_case *c,
                             sq_contours_stats *stt, sq_status *st) {
     int n = sq_site_ncases(s);
@@ -397,26 +422,28 @@ static sq_code add_contours(sq_site *s, int i, const sq_contours_opts *o, sq_cas
         if (rc) return rc;
         double dice = sq_dice_u8(sq_volume_u8(&m), sq_volume_u8(&c->gt), sq_volume_numel(&m));
         SQ_TRY(sq_case_add_contour(c, name, "atlas", params, dice, &m, st));
-        stt->dice_min = fmin(stt->dice_min, dice), stt->dice_max = fmax(stt->dice_max, dice);
-        stt->dice_mean += dice, stt->n_contours++;
+        count_contour(stt, dice);
     }
-    for (int k = 0; k < o->n_perturb; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "perturb_%d", k);
-        drop_contour(c, name);
+    for (int k = 0; k < o->n_perturb; k++)
+        SQ_TRY(
+            add_perturbed(i, k, "perturb", 0x50455254u /* "PERT" */, o->strength, o, c, stt, st));
+    for (int k = 0; k < o->n_near; k++) {
         sq_rng r;
-        sq_rng_init(&r, o->seed, 0x50455254u /* "PERT" */, (uint32_t)(i * 64 + k));
-        sq_perturb_params p;
-        sq_perturb_draw(&r, o->strength, &p);
-        sq_volume m;
-        char *params = NULL;
-        SQ_TRY(sq_contour_perturb(&c->gt, &p, &r, &m, &params, st));
-        double dice = sq_dice_u8(sq_volume_u8(&m), sq_volume_u8(&c->gt), sq_volume_numel(&m));
-        SQ_TRY(sq_case_add_contour(c, name, "perturb", params, dice, &m, st));
-        stt->dice_min = fmin(stt->dice_min, dice), stt->dice_max = fmax(stt->dice_max, dice);
-        stt->dice_mean += dice, stt->n_contours++;
+        sq_rng_init(&r, o->seed, 0x4e454152u /* "NEAR" */, (uint32_t)(i * 64 + k));
+        float strength = sq_rng_uniform_range(&r, o->near_lo, o->near_hi);
+        SQ_TRY(add_perturbed(i, k, "near", 0x4e454150u /* "NEAP" */, strength, o, c, stt, st));
     }
     return SQ_OK;
+}
+
+sq_contours_opts sq_contours_opts_default(void) {
+    sq_contours_opts o;
+    memset(&o, 0, sizeof o);
+    o.n_atlas = 1, o.n_perturb = 1, o.n_near = 2;
+    o.seed = 1234;
+    o.strength = 1.0f;
+    o.near_lo = 0.2f, o.near_hi = 0.8f;
+    return o;
 }
 
 sq_code sq_contours_run(const sq_contours_opts *o, sq_contours_stats *stats, sq_status *st) {

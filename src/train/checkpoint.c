@@ -202,6 +202,8 @@ static sq_code save_to(hid_t f, const char *path, const sq_model *m, const sq_ad
     free(cs);
     const char *pp = info && info->preproc_config[0] ? info->preproc_config : "{}";
     ok = ok && attr_write_str(f, "preproc_config", pp);
+    if (info && info->calibration[0])
+        ok = ok && attr_write_str(f, "calibration", info->calibration);
     if (info && info->has_rng) {
         const sq_rng *r = &info->rng;
         ok = ok && attr_write(f, "rng_key", H5T_NATIVE_UINT32, 2, r->key);
@@ -311,6 +313,52 @@ sq_code sq_checkpoint_save(const char *path, const sq_model *m, const sq_adam_op
     }
     sq_code rc = save_to(f, path, m, opt, info, st);
     if (H5Fclose(f) < 0 && rc == SQ_OK) rc = sq_fail(st, SQ_ERR_IO, "%s: cannot close", tmp);
+    quiet_off(&q);
+    if (rc == SQ_OK && rename(tmp, path) != 0)
+        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot rename from %s", path, tmp);
+    if (rc != SQ_OK) unlink(tmp);
+    return rc;
+}
+
+static sq_code copy_file(const char *from, const char *to, sq_status *st) {
+    FILE *in = fopen(from, "rb");
+    if (!in) return sq_fail(st, SQ_ERR_IO, "%s: cannot open", from);
+    FILE *out = fopen(to, "wb");
+    if (!out) {
+        fclose(in);
+        return sq_fail(st, SQ_ERR_IO, "%s: cannot create", to);
+    }
+    char buf[1 << 16];
+    size_t n;
+    int ok = 1;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    fclose(in);
+    if (fclose(out) != 0) ok = 0;
+    if (!ok) {
+        unlink(to);
+        return sq_fail(st, SQ_ERR_IO, "%s: copy to %s failed", from, to);
+    }
+    return SQ_OK;
+}
+
+sq_code sq_checkpoint_set_calibration(const char *path, const char *json, sq_status *st) {
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return sq_fail(st, SQ_ERR_USAGE, "checkpoint path too long");
+    SQ_TRY(copy_file(path, tmp, st));
+    quiet q;
+    quiet_on(&q);
+    sq_code rc = SQ_OK;
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) rc = sq_fail(st, SQ_ERR_FORMAT, "%s: not an HDF5 checkpoint", path);
+    if (rc == SQ_OK && H5Aexists(f, "calibration") > 0 && H5Adelete(f, "calibration") < 0)
+        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot replace the calibration", path);
+    if (rc == SQ_OK && !attr_write_str(f, "calibration", json))
+        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot write the calibration", path);
+    if (f >= 0 && H5Fclose(f) < 0 && rc == SQ_OK)
+        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot close", tmp);
     quiet_off(&q);
     if (rc == SQ_OK && rename(tmp, path) != 0)
         rc = sq_fail(st, SQ_ERR_IO, "%s: cannot rename from %s", path, tmp);
@@ -435,6 +483,11 @@ static sq_code load_from(hid_t f, const char *path, sq_model *m, sq_adam_opt *op
         if (pp) {
             snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp);
             free(pp);
+        }
+        char *cal = sq_h5_attr_read_str(f, "calibration");
+        if (cal) {
+            snprintf(info->calibration, sizeof info->calibration, "%s", cal);
+            free(cal);
         }
         sq_rng *r = &info->rng;
         info->has_rng = attr_read(f, "rng_key", H5T_NATIVE_UINT32, r->key) &&

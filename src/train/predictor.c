@@ -27,6 +27,7 @@ struct sq_predictor {
     sq_volume image;   /* last case, as read */
     sq_volume contour; /* last case, 0/1 on the image grid */
     double ms[3];      /* last case: read, preprocess, forward */
+    char *calibration; /* the checkpoint's interval calibration (JSON), NULL if none */
 };
 
 static sq_code parse_shape(const cJSON *j, const char *origin, preproc *p, sq_status *st) {
@@ -81,6 +82,8 @@ static sq_code load_model(sq_predictor *p, const char *ckpt, sq_backend *be, sq_
     SQ_TRY(sq_model_create(&mc, be, &p->model, st));
     SQ_TRY(sq_checkpoint_load(ckpt, p->model, NULL, &info, st));
     SQ_TRY(parse_preproc(ckpt, info.preproc_config, &p->pp, st));
+    if (info.calibration[0] && !(p->calibration = strdup(info.calibration)))
+        return sq_fail(st, SQ_ERR_NOMEM, "out of memory");
     const int *s = p->pp.shape;
     if (s[0] != mc.depth || s[1] != mc.height || s[2] != mc.width)
         return sq_fail(st, SQ_ERR_FORMAT,
@@ -110,6 +113,7 @@ sq_code sq_predictor_open(const char *ckpt, sq_backend *be, sq_predictor **out, 
 void sq_predictor_close(sq_predictor *p) {
     if (!p) return;
     sq_free(p->x);
+    free(p->calibration);
     sq_model_destroy(p->model);
     sq_volume_free(&p->image);
     sq_volume_free(&p->contour);
@@ -183,4 +187,8 @@ void sq_predictor_last_ms(const sq_predictor *p, double ms[3]) {
 
 const char *sq_predictor_crop(const sq_predictor *p) {
     return p->pp.crop_contour ? "contour" : "center";
+}
+
+const char *sq_predictor_calibration(const sq_predictor *p) {
+    return p->calibration ? p->calibration : "";
 }

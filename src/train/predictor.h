@@ -41,6 +41,9 @@ const sq_volume *sq_predictor_last_contour(const sq_predictor *p);
  * (preproc_config keys "crop" and "crop_margin"; see sq_volume_crop_contour). */
 const char *sq_predictor_crop(const sq_predictor *p);
 
+/* The checkpoint's interval calibration (JSON of train/calibration.h), "" when it has none. */
+const char *sq_predictor_calibration(const sq_predictor *p);
+
 /* Milliseconds of the last case's phases: [0] NIfTI read + contour rules, [1] crop/pad +
  * normalisation, [2] forward pass. */
 void sq_predictor_last_ms(const sq_predictor *p, double ms[3]);

@@ -93,8 +93,12 @@ static void draw_slice(sq_canvas *c, const sq_volume *grey, const sq_volume *con
 
 static void draw_band(sq_canvas *c, const sq_qc_item *item, const int *z, int n, int panel_w) {
     char text[96];
-    snprintf(text, sizeof text, "EST. DICE %.3f  %s", item->estimate,
-             item->accept ? "ACCEPT" : "REJECT");
+    if (item->has_interval)
+        snprintf(text, sizeof text, "EST. DICE %.3f [%.2f, %.2f]  %s", item->estimate, item->lo,
+                 item->hi, item->accept ? "ACCEPT" : "REJECT");
+    else
+        snprintf(text, sizeof text, "EST. DICE %.3f  %s", item->estimate,
+                 item->accept ? "ACCEPT" : "REJECT");
     uint8_t r = item->accept ? 90 : 255, g = item->accept ? 220 : 80, b = item->accept ? 90 : 80;
     sq_canvas_text(c, 6, 5, 2, text, r, g, b);
     for (int i = 0; i < n; i++) {
@@ -211,8 +215,12 @@ static void put_row(strbuf *b, int rank, const sq_qc_item *it) {
         put(b, "</td></tr>\n");
         return;
     }
-    put(b, "<td class=\"num\">%.3f</td><td class=\"%s\">%s</td><td>", it->estimate, cls,
-        it->accept ? "accept" : "REJECT");
+    if (it->has_interval)
+        put(b, "<td class=\"num\">%.3f <span class=\"interval\">[%.3f, %.3f]</span></td>",
+            it->estimate, it->lo, it->hi);
+    else
+        put(b, "<td class=\"num\">%.3f</td>", it->estimate);
+    put(b, "<td class=\"%s\">%s</td><td>", cls, it->accept ? "accept" : "REJECT");
     if (it->png[0]) {
         put(b, "<a href=\"");
         put_escaped(b, it->png);
@@ -225,6 +233,18 @@ static void put_row(strbuf *b, int rank, const sq_qc_item *it) {
     put(b, "</td></tr>\n");
 }
 
+static const char *intervals_note(const sq_qc_item *items, int n) {
+    static char note[160];
+    for (int i = 0; i < n; i++)
+        if (items[i].ok && items[i].has_interval) {
+            snprintf(note, sizeof note,
+                     "Intervals: calibrated to cover the true Dice with probability %.0f %%.",
+                     100 * items[i].coverage);
+            return note;
+        }
+    return "Intervals: not available from this checkpoint.";
+}
+
 static void put_summary(strbuf *b, const sq_qc_item *items, int n, double threshold) {
     int acc = 0, rej = 0, fail = 0;
     for (int i = 0; i < n; i++)
@@ -234,8 +254,8 @@ static void put_summary(strbuf *b, const sq_qc_item *items, int n, double thresh
         "<h1>segqa QC report</h1>\n<p id=\"summary\">%d pairs: %d accepted, %d rejected, "
         "%d failed. A contour is accepted when its estimated Dice is at least %.4g. Worst "
         "first; the outline is drawn on the 3 axial slices where the contour is largest. "
-        "Intervals: not available from this checkpoint.</p>\n",
-        n, acc, rej, fail, threshold);
+        "%s</p>\n",
+        n, acc, rej, fail, threshold, intervals_note(items, n));
     put(b, "<table id=\"pairs\"><thead><tr><th>#</th><th>pair</th><th>est. Dice</th>"
            "<th>decision</th><th>slices</th></tr></thead><tbody>\n");
 }

@@ -23,6 +23,8 @@ typedef struct sq_qc_item {
     int ok;                                        /* estimated (else error holds why not) */
     float estimate;
     int accept;
+    int has_interval;
+    double lo, hi, coverage; /* the estimate's calibrated interval, when has_interval */
     char error[SQ_STATUS_MSG_MAX];
     char png[300]; /* file name of its picture inside DIR ("" = none) */
 } sq_qc_item;

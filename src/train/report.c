@@ -23,6 +23,20 @@ int sq_category_parse(const char *name) {
     return -1;
 }
 
+const double sq_band_edges[SQ_BAND_COUNT + 1] = {0.0, 0.5, 0.85, 1.0};
+static const char *k_band_names[SQ_BAND_COUNT] = {"[0, 0.5)", "[0.5, 0.85)", "[0.85, 1]"};
+
+int sq_band_of(double dice) {
+    int b = 0;
+    while (b + 1 < SQ_BAND_COUNT && dice >= sq_band_edges[b + 1])
+        b++;
+    return b;
+}
+
+const char *sq_band_name(int band) {
+    return band >= 0 && band < SQ_BAND_COUNT ? k_band_names[band] : "?";
+}
+
 typedef int (*sq_pred_filter)(const sq_prediction *p, const void *arg);
 
 static sq_code metrics_where(const sq_prediction *p, int n, sq_pred_filter keep, const void *arg,
@@ -52,6 +66,9 @@ static sq_code metrics_where(const sq_prediction *p, int n, sq_pred_filter keep,
 static int is_cat(const sq_prediction *p, const void *arg) {
     return p->category == *(const int *)arg;
 }
+static int is_band_real(const sq_prediction *p, const void *arg) {
+    return p->category == SQ_CAT_REAL && sq_band_of(p->target) == *(const int *)arg;
+}
 static int is_fold_real(const sq_prediction *p, const void *arg) {
     return p->category == SQ_CAT_REAL && p->fold == *(const int *)arg;
 }
@@ -66,6 +83,8 @@ sq_code sq_report_summarise(const sq_prediction *p, int n, sq_accuracy_rule rule
         SQ_TRY(metrics_where(p, n, is_cat, &c, rule, &s->cat[c], &s->cat_naive[c], st));
     s->real = s->cat[SQ_CAT_REAL];
     s->real_naive = s->cat_naive[SQ_CAT_REAL];
+    for (int b = 0; b < SQ_BAND_COUNT; b++)
+        SQ_TRY(metrics_where(p, n, is_band_real, &b, rule, &s->band[b], &s->band_naive[b], st));
     return metrics_where(p, n, NULL, NULL, rule, &s->all, &s->all_naive, st);
 }
 
@@ -148,6 +167,9 @@ static sq_code write_figures(const char *run_dir, const sq_report_summary *s, sq
              "set datafile separator ','\nset key left top\nset xlabel 'true Dice'\n"
              "set ylabel 'estimated Dice'\nset xrange [0:1]\nset yrange [0:1]\nset size square\n"
              "set grid\nset title 'segqa: estimated vs true Dice (test folds)'\n"
+             "set arrow from 0.5,0 to 0.5,1 nohead dt 3 lc 'gray'\n"
+             "set arrow from 0.85,0 to 0.85,1 nohead dt 3 lc 'gray'\n"
+             "set label 'Dice bands [0, 0.5) [0.5, 0.85) [0.85, 1]' at 0.02,0.03 tc 'gray'\n"
              "plot x title 'x = y' lt -1 dt 2, \\\n");
     size_t w = strlen(script);
     for (int c = 0; c < SQ_CAT_COUNT; c++)
@@ -158,18 +180,23 @@ static sq_code write_figures(const char *run_dir, const sq_report_summary *s, sq
                               c + 1 < SQ_CAT_COUNT ? ", \\" : "");
     SQ_TRY(run_gnuplot(run_dir, "pred_vs_target.png", script, st));
 
-    /* failure-case MAE bars, segqa vs naive */
-    char data[1024];
+    /* MAE bars per Dice band of the real contours and per category, segqa vs naive */
+    char data[2048];
     w = 0;
-    for (int c = 0; c < SQ_CAT_COUNT; c++)
-        w += (size_t)snprintf(data + w, sizeof data - w, "%s %.6f %.6f\n",
+    for (int b = 0; b < SQ_BAND_COUNT; b++)
+        w += (size_t)snprintf(data + w, sizeof data - w, "\"real %s\" %.6f %.6f\n", sq_band_name(b),
+                              isfinite(s->band[b].mae) ? s->band[b].mae : 0.0,
+                              isfinite(s->band_naive[b].mae) ? s->band_naive[b].mae : 0.0);
+    for (int c = 1; c < SQ_CAT_COUNT; c++)
+        w += (size_t)snprintf(data + w, sizeof data - w, "\"%s\" %.6f %.6f\n",
                               sq_category_name((sq_category)c),
                               isfinite(s->cat[c].mae) ? s->cat[c].mae : 0.0,
                               isfinite(s->cat_naive[c].mae) ? s->cat_naive[c].mae : 0.0);
     snprintf(script, sizeof script,
              "$d << EOD\n%sEOD\nset style data histogram\nset style histogram cluster gap 1\n"
              "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset ylabel 'MAE of Dice'\n"
-             "set yrange [0:*]\nset grid ytics\nset title 'MAE per category (test folds)'\n"
+             "set xtics rotate by -30\nset yrange [0:*]\nset grid ytics\n"
+             "set title 'MAE per Dice band (real contours) and per category (test folds)'\n"
              "plot $d using 2:xtic(1) title 'segqa', '' using 3 title 'naive (training mean)'\n",
              data);
     SQ_TRY(run_gnuplot(run_dir, "failure_mae.png", script, st));
@@ -208,6 +235,9 @@ sq_code sq_report_write(const char *run_dir, const sq_prediction *p, int n, sq_a
     cJSON_AddNumberToObject(rj, "low", rule.low);
     cJSON_AddNumberToObject(rj, "high", rule.high);
     cJSON_AddItemToObject(sum, "real_contours", pair_json(&s.real, &s.real_naive));
+    cJSON *bj = cJSON_AddObjectToObject(sum, "real_by_band");
+    for (int b = 0; b < SQ_BAND_COUNT; b++)
+        cJSON_AddItemToObject(bj, sq_band_name(b), pair_json(&s.band[b], &s.band_naive[b]));
     cJSON *fc = cJSON_AddObjectToObject(sum, "by_category");
     for (int c = 0; c < SQ_CAT_COUNT; c++)
         if (s.cat[c].n > 0)
@@ -266,8 +296,15 @@ static void row(FILE *f, const char *name, const sq_metrics *a, const sq_metrics
 void sq_report_print_summary(FILE *f, const sq_report_summary *s) {
     fprintf(f, "%-13s %5s  %-15s  %-15s  %8s  %8s  %7s  %7s\n", "samples", "n", "MAE segqa",
             "MAE naive", "rho seg", "rho nai", "acc seg", "acc nai");
-    for (int c = 0; c < SQ_CAT_COUNT; c++)
+    for (int c = 0; c < SQ_CAT_COUNT; c++) {
         row(f, sq_category_name((sq_category)c), &s->cat[c], &s->cat_naive[c]);
+        if (c != SQ_CAT_REAL) continue;
+        for (int b = 0; b < SQ_BAND_COUNT; b++) {
+            char name[32];
+            snprintf(name, sizeof name, " %s", sq_band_name(b));
+            row(f, name, &s->band[b], &s->band_naive[b]);
+        }
+    }
     row(f, "all", &s->all, &s->all_naive);
 }
 
@@ -317,6 +354,31 @@ sq_code sq_report_add_validation(const char *run_dir, const double *best_val, co
     }
     cJSON_Delete(old);
     sq_code rc = sq_json_write_file(path, root, st);
+    cJSON_Delete(root);
+    return rc;
+}
+
+sq_code sq_report_add_section(const char *run_dir, const char *key, cJSON *item, sq_status *st) {
+    char path[SQ_PATH_MAX];
+    snprintf(path, sizeof path, "%s/metrics.json", run_dir);
+    cJSON *root = NULL;
+    sq_code rc = sq_json_read_file(path, &root, st);
+    if (rc != SQ_OK) {
+        cJSON_Delete(item);
+        return rc;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "validation");
+    if (!after) after = cJSON_GetObjectItemCaseSensitive(root, "summary");
+    if (after && after->next) {
+        item->string = strdup(key);
+        item->prev = after, item->next = after->next;
+        after->next->prev = item;
+        after->next = item;
+    } else {
+        cJSON_AddItemToObject(root, key, item);
+    }
+    rc = sq_json_write_file(path, root, st);
     cJSON_Delete(root);
     return rc;
 }

@@ -12,6 +12,7 @@
 #define SEGQA_TRAIN_REPORT_H
 
 #include "core/status.h"
+#include <cjson/cJSON.h>
 #include "train/metrics.h"
 #include "train/splits.h"
 
@@ -39,8 +40,20 @@ typedef struct sq_prediction {
     double target, pred, naive;
 } sq_prediction;
 
+/* Dice bands of the true Dice (issue 12): [0, 0.5), [0.5, 0.85), [0.85, 1]. The top band is
+ * closed so that a real contour equal to its GT (Dice 1) counts in it; the GT category itself is
+ * reported on its own. */
+enum { SQ_BAND_COUNT = 3 };
+extern const double sq_band_edges[SQ_BAND_COUNT + 1];
+/* Band of a Dice value: 0..2 (values above 1 go to the top band, below 0 to the first). */
+int sq_band_of(double dice);
+/* "[0, 0.5)", "[0.5, 0.85)", "[0.85, 1]" */
+const char *sq_band_name(int band);
+
 typedef struct sq_report_summary {
-    sq_metrics real, real_naive;        /* real contours */
+    sq_metrics real, real_naive;    /* real contours */
+    sq_metrics band[SQ_BAND_COUNT]; /* real contours per band of the true Dice */
+    sq_metrics band_naive[SQ_BAND_COUNT];
     sq_metrics cat[SQ_CAT_COUNT];       /* segqa per category */
     sq_metrics cat_naive[SQ_CAT_COUNT]; /* naive per category */
     sq_metrics all, all_naive;          /* every sample: the accuracy of the paper */
@@ -60,6 +73,10 @@ sq_code sq_report_write(const char *run_dir, const sq_prediction *p, int n, sq_a
  * best_val[f] = INFINITY: the fold had no validation (null). */
 sq_code sq_report_add_validation(const char *run_dir, const double *best_val, const int *best_epoch,
                                  int nfolds, double val_fraction, sq_status *st);
+
+/* Add (replace) top-level `key` of run_dir/metrics.json with `item` (taken over, deleted on
+ * failure too), after summary and validation. */
+sq_code sq_report_add_section(const char *run_dir, const char *key, cJSON *item, sq_status *st);
 
 /* Real-contour metrics per site beside the pooled ones (printed when there are 2+ sites). */
 void sq_report_print_sites(FILE *f, const sq_prediction *p, int n, sq_accuracy_rule rule);

@@ -15,6 +15,7 @@
 #include "hpc/watchdog.h"
 #include "nn/registry.h"
 #include "train/checkpoint.h"
+#include "train/calibration.h"
 #include "train/report.h"
 #include "train/splits.h"
 
@@ -69,8 +70,11 @@ typedef struct job {
     sq_group g;
     sq_hub hub;
     /* this rank's predictions */
-    sq_prediction *pred;
+    sq_prediction *pred; /* test folds */
     int npred, cappred;
+    char *calibration;    /* --calibration: JSON stored in every checkpoint (NULL: none) */
+    sq_prediction *vpred; /* validation patients, after training, with the failure study */
+    int nvpred, capvpred;
 } job;
 
 typedef struct idx_list {
@@ -97,6 +101,8 @@ static void job_free(job *j) {
     free(j->patient_key);
     free(j->case_fold);
     free(j->pred);
+    free(j->vpred);
+    free(j->calibration);
     sq_dataset_close(j->ds);
     sq_dataset_close(j->ev);
 }
@@ -580,19 +586,24 @@ static sq_code validate(job *j, evaluator *e, const int *cases, int ncases, doub
     return SQ_OK;
 }
 
-static sq_code push_predictions(job *j, const sq_prediction *p, int n, sq_status *st) {
-    if (j->npred + n > j->cappred) {
-        int cap = j->cappred ? j->cappred : 64;
-        while (cap < j->npred + n)
-            cap *= 2;
-        sq_prediction *np = realloc(j->pred, (size_t)cap * sizeof *np);
+static sq_code push_to(sq_prediction **list, int *len, int *cap, const sq_prediction *p, int n,
+                       sq_status *st) {
+    if (*len + n > *cap) {
+        int c = *cap ? *cap : 64;
+        while (c < *len + n)
+            c *= 2;
+        sq_prediction *np = realloc(*list, (size_t)c * sizeof *np);
         if (!np) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
-        j->pred = np;
-        j->cappred = cap;
+        *list = np;
+        *cap = c;
     }
-    memcpy(j->pred + j->npred, p, (size_t)n * sizeof *p);
-    j->npred += n;
+    memcpy(*list + *len, p, (size_t)n * sizeof *p);
+    *len += n;
     return SQ_OK;
+}
+
+static sq_code push_predictions(job *j, const sq_prediction *p, int n, sq_status *st) {
+    return push_to(&j->pred, &j->npred, &j->cappred, p, n, st);
 }
 
 /* Cases that hold the given samples, in case order without repeats. */
@@ -613,6 +624,7 @@ static void ckpt_info(const job *j, long gstep, int epoch, sq_ckpt_info *info) {
     info->epoch = epoch;
     const char *pp = sq_site_get_info(sq_dataset_site(j->ds, 0))->preprocessing;
     snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp ? pp : "{}");
+    if (j->calibration) snprintf(info->calibration, sizeof info->calibration, "%s", j->calibration);
 }
 
 /* The fold's backend, by name (--device); the rank's GPU follows its local rank. */
@@ -780,6 +792,7 @@ static sq_code fold_pipeline(fold_run *f, sq_status *st) {
         lc.aug.fail_rate = (float)o->fail_rate;
         lc.aug.fail_kinds = SQ_FAIL_ALL;
     }
+    if (lc.augment) lc.aug.gt_rate = (float)o->gt_rate;
     SQ_TRY(sq_loader_create(j->ds, &lc, &f->L, st));
     f->spe = sq_loader_steps(f->L);
 
@@ -929,6 +942,19 @@ static sq_code fold_train(fold_run *f, int *interrupted, sq_status *st) {
     return SQ_OK;
 }
 
+/* The last model on the fold's validation patients: real contours and, with the failure study,
+ * failures and the GT, kept apart from the test predictions (run_dir/validation/). This is what a
+ * method is chosen on: per Dice band and per category, without touching a test fold. */
+static sq_code fold_validation_study(fold_run *f, sq_status *st) {
+    job *j = f->j;
+    if (f->val_cases.n == 0) return SQ_OK;
+    sq_model_set_training(f->m, 0);
+    f->ev.nout = 0;
+    SQ_TRY(evaluate_cases(&f->ev, f->val_cases.v, f->val_cases.n, f->fold < 0 ? 0 : f->fold,
+                          j->o->failures, f->naive, st));
+    return push_to(&j->vpred, &j->nvpred, &j->capvpred, f->ev.out, f->ev.nout, st);
+}
+
 /* Test the fold (real contours and the failure study) and post its final status. */
 static sq_code fold_test(fold_run *f, sq_code rc, int interrupted, sq_status *st) {
     job *j = f->j;
@@ -940,6 +966,7 @@ static sq_code fold_test(fold_run *f, sq_code rc, int interrupted, sq_status *st
                             f->naive, st);
         if (rc == SQ_OK) rc = push_predictions(j, f->ev.out, f->ev.nout, st);
     }
+    if (rc == SQ_OK && !interrupted) rc = fold_validation_study(f, st);
     if (j->g.rank == 0 && !interrupted) {
         sq_fold_status s = {f->fold,      o->epochs,
                             o->epochs,    1,
@@ -1051,6 +1078,105 @@ static sq_code write_validation(const job *j, sq_status *st) {
     return rc;
 }
 
+/* --calibration: checked now (a bad file leaves no run folder), kept as compact JSON for the
+ * checkpoints. */
+static sq_code load_calibration(job *j, sq_status *st) {
+    const char *path = j->o->calibration_path;
+    if (!path || !*path) return SQ_OK;
+    sq_calibration c;
+    SQ_TRY(sq_calib_read_file(path, &c, st));
+    cJSON *cj = sq_calib_to_json(&c);
+    j->calibration = cj ? cJSON_PrintUnformatted(cj) : NULL;
+    cJSON_Delete(cj);
+    if (!j->calibration) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    if (strlen(j->calibration) >= sizeof((sq_ckpt_info *)0)->calibration)
+        return sq_fail(st, SQ_ERR_INTERNAL, "%s: calibration too large for a checkpoint", path);
+    return SQ_OK;
+}
+
+/* Interval coverage on held-out folds at 0.8, 0.9 and 0.95 into metrics.json; the 0.9 table is
+ * printed. */
+static sq_code write_coverage(const job *j, const sq_prediction *all, int nall, sq_status *st) {
+    static const double levels[3] = {0.8, 0.9, 0.95};
+    cJSON *arr = cJSON_CreateArray();
+    sq_code rc = SQ_OK;
+    for (int k = 0; k < 3 && rc == SQ_OK; k++) {
+        sq_coverage_table t;
+        rc = sq_calib_crossfold(all, nall, levels[k], &t, st);
+        if (rc != SQ_OK) break;
+        cJSON_AddItemToArray(arr, sq_coverage_to_json(&t));
+        if (k == 1) {
+            printf("\n");
+            sq_coverage_print(stdout, &t);
+        }
+    }
+    if (rc == SQ_OK)
+        rc = sq_report_add_section(j->o->run_dir, "intervals", arr, st);
+    else
+        cJSON_Delete(arr);
+    return rc;
+}
+
+/* The intervals: fitted on every test prediction (out of fold), written to run_dir/calibration.json
+ * and into each fold's checkpoints; their coverage on held-out folds goes to metrics.json. */
+static sq_code write_calibration(const job *j, const sq_prediction *all, int nall, sq_status *st) {
+    double *y = malloc(sizeof(double) * (size_t)(nall ? nall : 1));
+    double *e = malloc(sizeof(double) * (size_t)(nall ? nall : 1));
+    if (!y || !e) {
+        free(y), free(e);
+        return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    }
+    for (int i = 0; i < nall; i++)
+        y[i] = all[i].target, e[i] = all[i].pred;
+    sq_calibration c;
+    sq_code rc = sq_calib_fit(y, e, nall, &c, st);
+    free(y), free(e);
+    if (rc != SQ_OK) return rc;
+    cJSON *cj = sq_calib_to_json(&c);
+    char path[SQ_PATH_MAX];
+    snprintf(path, sizeof path, "%s/calibration.json", j->o->run_dir);
+    rc = sq_json_write_file(path, cj, st);
+    char *text = cJSON_PrintUnformatted(cj);
+    cJSON_Delete(cj);
+    for (int f = 0; rc == SQ_OK && text && f < j->o->nfolds; f++) {
+        char dir[SQ_PATH_MAX], file[SQ_PATH_MAX + 16];
+        fold_dir(j, f, dir, sizeof dir);
+        for (int k = 0; k < 2 && rc == SQ_OK; k++) {
+            snprintf(file, sizeof file, "%s/%s", dir, k ? "last.h5" : "best.h5");
+            if (sq_file_exists(file)) rc = sq_checkpoint_set_calibration(file, text, st);
+        }
+    }
+    free(text);
+    return rc == SQ_OK ? write_coverage(j, all, nall, st) : rc;
+}
+
+/* Gather the validation study of every fold and write run_dir/validation/ (its own
+ * predictions.csv, metrics.json with bands and categories, and figures) on world rank 0. */
+static sq_code write_validation_report(job *j, sq_status *st) {
+    sq_prediction *all = NULL;
+    int nall = 0;
+    SQ_TRY(
+        sq_gather_records(j->w, j->vpred, j->nvpred, sizeof *j->vpred, (void **)&all, &nall, st));
+    sq_code rc = SQ_OK;
+    if (j->w->rank == 0 && nall > 0) {
+        char dir[SQ_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/validation", j->o->run_dir);
+        rc = sq_report_write(dir, all, nall, j->o->rule, j->o->figures, st);
+        if (rc == SQ_OK) {
+            sq_report_summary s;
+            rc = sq_report_summarise(all, nall, j->o->rule, &s, st);
+            if (rc == SQ_OK) {
+                printf("\nvalidation patients (held out of training; choose methods on these), "
+                       "last model:\n");
+                sq_report_print_summary(stdout, &s);
+                fflush(stdout);
+            }
+        }
+    }
+    free(all);
+    return rc;
+}
+
 sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     job j;
     memset(&j, 0, sizeof j);
@@ -1071,6 +1197,7 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
         memcpy(j.spacing, sq_site_get_info(sq_dataset_site(j.ds, 0))->spacing, sizeof j.spacing);
         rc = build_cases(&j, st);
     }
+    if (rc == SQ_OK) rc = load_calibration(&j, st);
     if (rc == SQ_OK && w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
     if (rc == SQ_OK && w->rank == 0 && o->config) {
         char path[SQ_PATH_MAX];
@@ -1118,11 +1245,13 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
     int nall = 0;
     if (rc == SQ_OK && !any_int)
         rc = sq_gather_records(w, j.pred, j.npred, sizeof *j.pred, (void **)&all, &nall, st);
+    if (rc == SQ_OK && !any_int) rc = write_validation_report(&j, st);
     if (rc == SQ_OK && !any_int && w->rank == 0) {
         rc = merge_curves(&j, st);
         if (rc == SQ_OK && o->nfolds > 0)
             rc = sq_report_write(o->run_dir, all, nall, o->rule, o->figures, st);
         if (rc == SQ_OK && o->nfolds > 0) rc = write_validation(&j, st);
+        if (rc == SQ_OK && o->nfolds > 0) rc = write_calibration(&j, all, nall, st);
         if (rc == SQ_OK && o->nfolds > 0) {
             sq_report_summary s;
             rc = sq_report_summarise(all, nall, o->rule, &s, st);

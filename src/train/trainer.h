@@ -1,16 +1,17 @@
 /* trainer.h — `segqa cv` and `segqa train`: the training job of DESIGN §1 and §5.
  *
  * Every rank opens the site files itself (read-only). Folds are made per patient (splits.h) or
- * read back with --splits, or made one per site file (leave-one-site-out). The world is laid out as hpc/comm.h says (fold groups when W >= K,
- * round-robin folds when W < K, one data-parallel group when K = 0). Inside a group the initial
- * parameters are broadcast, each rank streams its shard of the seeded global permutation from the
- * loader (data/loader.h), gradients of the flat buffer are averaged in buckets, and Adam runs on
- * every rank with the same numbers. A part of the training patients (--val-fraction) is held out
- * for validation every --val-every epochs; best.h5 and last.h5 are written per fold by the group's
- * rank 0. After training each fold's test patients are predicted — their real contours, and with
- * the failure study their empty / noise / all-ones / shifted-GT contours and the GT itself — and
- * world rank 0 gathers every prediction and writes the run folder (report.h), with each fold's best
- * validation MAE in metrics.json's `validation` (the number a sweep chooses on).
+ * read back with --splits, or made one per site file (leave-one-site-out). The world is laid out as
+ * hpc/comm.h says (fold groups when W >= K, round-robin folds when W < K, one data-parallel group
+ * when K = 0). Inside a group the initial parameters are broadcast, each rank streams its shard of
+ * the seeded global permutation from the loader (data/loader.h), gradients of the flat buffer are
+ * averaged in buckets, and Adam runs on every rank with the same numbers. A part of the training
+ * patients (--val-fraction) is held out for validation every --val-every epochs; best.h5 and
+ * last.h5 are written per fold by the group's rank 0. After training each fold's test patients are
+ * predicted — their real contours, and with the failure study their empty / noise / all-ones /
+ * shifted-GT contours and the GT itself — and world rank 0 gathers every prediction and writes the
+ * run folder (report.h), with each fold's best validation MAE in metrics.json's `validation` (the
+ * number a sweep chooses on).
  *
  * Resume: last.h5 holds parameters, BatchNorm statistics, Adam moments and the global step; a
  * restarted run skips the batches already done in the interrupted epoch (the loader is
@@ -50,6 +51,7 @@ typedef struct sq_train_opts {
     double clip;         /* gradient-norm clipping, 0 = off */
     const char *augment; /* "paper", "robust" (paper + failure injection) or "none" */
     double fail_rate;    /* failure injection rate of the robust preset */
+    double gt_rate;      /* share of training samples whose contour is the GT itself (0: off) */
     int failures;        /* run the failure-case study on every test fold */
     int figures;         /* draw the figures */
     int max_steps;       /* stop every fold after this many steps in total (tests); 0 = off */
@@ -57,6 +59,7 @@ typedef struct sq_train_opts {
     const char *comm;    /* "auto" (NCCL when the backend is CUDA), "nccl" or "mpi" */
     double comm_timeout; /* seconds a collective may take before the job is ended (watchdog) */
     int on_nan_skip;     /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
+    const char *calibration_path; /* calibration.json to store in every checkpoint ("": none) */
     sq_accuracy_rule rule;
     sq_model_config model; /* input shape and spacing are taken from the site files */
     const cJSON *config;   /* resolved options, saved as run_dir/config.json (may be NULL) */

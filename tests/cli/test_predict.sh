@@ -28,7 +28,7 @@ bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 est() { $py -c 'import json,sys; print(json.loads(sys.stdin.readline())["estimated_dice"])'; }
 
 "$segqa" ingest "$data" -o "$tmp/gt.h5" --shape 16x24x16 --limit 12 -q &&
-    "$segqa" contours "$tmp/gt.h5" -o "$tmp/site.h5" --perturb 1 -q &&
+    "$segqa" contours "$tmp/gt.h5" -o "$tmp/site.h5" --perturb 1 --near 0 -q &&
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$segqa" train "$tmp/site.h5" --out "$tmp/run" --epochs 6 --fpn-channels 16 --fpn-repeats 1 \
         --threads 1 --workers 1 --no-figures --val-every 1 -q >/dev/null 2>&1 ||
     { bad "ingest/contours/train"; echo "$pass passed, $fail failed"; exit 1; }

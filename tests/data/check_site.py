@@ -51,7 +51,7 @@ def main():
         cmd += ["--limit", str(a.limit)]
     subprocess.run(cmd, check=True)
     t1 = time.time()
-    subprocess.run([a.segqa, "contours", "-q", "--atlas", "1", "--perturb", "2", site], check=True)
+    subprocess.run([a.segqa, "contours", "-q", "--atlas", "1", "--perturb", "2", "--near", "0", site], check=True)
     t2 = time.time()
     print(f"ingest {t1 - t0:.2f} s, contours {t2 - t1:.2f} s")
     leftovers = [f for f in os.listdir(a.work) if ".tmp" in f]

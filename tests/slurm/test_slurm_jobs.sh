@@ -26,7 +26,7 @@ bad() { echo "FAIL $1 [$(date +%T)]"; fail=$((fail + 1)); }
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 
 "$segqa" ingest "$data" -o "$tmp/gt.h5" --shape 16x24x16 --limit 8 -q &&
-    "$segqa" contours "$tmp/gt.h5" -o "$tmp/site.h5" --atlas 1 --perturb 1 -q || { bad "data"; finish; }
+    "$segqa" contours "$tmp/gt.h5" -o "$tmp/site.h5" --atlas 1 --perturb 1 --near 0 -q || { bad "data"; finish; }
 "$here/slurm/local-cluster.sh" start "$tmp/cluster" || { bad "cluster start"; finish; }
 export SLURM_CONF=$tmp/cluster/slurm.conf
 export SEGQA=$segqa SEGQA_RUN_ROOT=$tmp/runs SEGQA_DEVICE=cpu

@@ -51,7 +51,7 @@ def main():
     subprocess.run([segqa, "ingest", data, "-o", f"{tmp}/gt.h5", "--shape", "8x8x8", "--limit", "6",
                     "-q"], check=True, **q)
     subprocess.run([segqa, "contours", f"{tmp}/gt.h5", "-o", f"{tmp}/site.h5", "--atlas", "1",
-                    "--perturb", "0", "-q"], check=True, **q)
+                    "--perturb", "0", "--near", "0", "-q"], check=True, **q)
     cmd = mpirun + ["-np", "3", segqa, "train", f"{tmp}/site.h5", "--out", f"{tmp}/run",
                     "--epochs", str(epochs), "--batch", "1", "--fpn-channels", "8", "--fpn-repeats",
                     "1", "--threads", "1", "--workers", "1", "--no-figures", "--val-every",

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """check_metrics.py TOOL — segqa's metrics against numpy / scipy.stats on fixed and random vectors
-(with ties, constants and failure-rule edge cases). Prints 'N passed, M failed'."""
+(with ties, constants and failure-rule edge cases), the same per Dice band ([0, 0.5), [0.5, 0.85),
+[0.85, 1]), and the split-conformal offsets and held-out-fold coverage against a numpy
+implementation of the order statistics. Prints 'N passed, M failed'."""
 import json
 import subprocess
 import sys
@@ -12,9 +14,13 @@ tool = sys.argv[1]
 passed = failed = 0
 
 
-def run(y, p):
-    text = "".join(f"{a!r} {b!r}\n" for a, b in zip(y, p))
-    out = subprocess.run([tool], input=text, capture_output=True, text=True, check=True).stdout
+def run(y, p, *mode, folds=None):
+    if folds is None:
+        text = "".join(f"{a!r} {b!r}\n" for a, b in zip(y, p))
+    else:
+        text = "".join(f"{a!r} {b!r} {int(f)}\n" for a, b, f in zip(y, p, folds))
+    out = subprocess.run([tool, *mode], input=text, capture_output=True, text=True,
+                         check=True).stdout
     return json.loads(out)
 
 
@@ -70,6 +76,82 @@ for name, (y, p) in cases.items():
     got, want = run(y, p), reference(y, p)
     for key in want:
         close(f"{name}.{key}", got[key], want[key], 1e-9 if key in ("spearman", "pearson") else 1e-12)
+
+# ---- per Dice band of the true Dice: the same metrics on each band's subset ----
+EDGES = [0.0, 0.5, 0.85]
+
+
+def band_of(v):
+    return np.searchsorted(EDGES, v, side="right") - 1
+
+
+def empty_reference():
+    return {"n": 0, "mae": None, "mae_sd": None, "mape": None, "max_err": None,
+            "spearman": None, "pearson": None, "accuracy": None, "n_failed": 0}
+
+
+band_cases = dict(cases)
+band_cases["edges"] = ([0.0, 0.4999, 0.5, 0.8499, 0.85, 1.0, 0.3, 0.6, 0.9],
+                       [0.1, 0.5, 0.45, 0.8, 0.9, 0.97, 0.2, 0.7, 0.95])
+for name, (y, p) in band_cases.items():
+    got = run(y, p, "bands")
+    y, p = np.asarray(y), np.asarray(p)
+    b = band_of(y)
+    for k in range(3):
+        m = b == k
+        want = reference(y[m], p[m]) if m.any() else empty_reference()
+        for key in want:
+            if want["n"] == 0 and key in ("accuracy",):
+                continue
+            close(f"{name}.band{k}.{key}", got[k][key], want[key],
+                  1e-9 if key in ("spearman", "pearson") else 1e-12)
+
+
+# ---- split-conformal (Mondrian by the estimate's band), reference by numpy order statistics ----
+def offsets(r, cov):
+    r = np.sort(r)
+    n, a = len(r), 1 - cov
+    kl = int(np.floor((n + 1) * a / 2 + 1e-9))
+    kh = int(np.ceil((n + 1) * (1 - a / 2) - 1e-9))
+    return (-1.0 if kl < 1 else r[kl - 1]), (1.0 if kh > n else r[kh - 1])
+
+
+def fit(y, p, cov):
+    r = y - p
+    pooled = offsets(r, cov)
+    out = []
+    for k in range(3):
+        m = band_of(p) == k
+        out.append((int(m.sum()), m.sum() < 30, *(offsets(r[m], cov) if m.sum() >= 30 else pooled)))
+    return out
+
+
+rng = np.random.default_rng(7)
+for k, cov in enumerate([0.8, 0.9, 0.95]):
+    n = 600
+    y = rng.uniform(0, 1, n)
+    p = np.clip(y + rng.normal(0, 0.05 + 0.1 * (y < 0.5), n) - 0.03 * (y > 0.85), 0, 1)
+    p = np.round(p, 6)  # C reads what Python writes
+    folds = rng.integers(0, 5, n)
+    got = run(y.tolist(), p.tolist(), "conformal", str(cov), folds=folds)
+    want = fit(y, p, cov)
+    for b in range(3):
+        gb = got["bands"][b]
+        close(f"conformal{k}.band{b}.n", gb["n"], want[b][0])
+        close(f"conformal{k}.band{b}.pooled", int(gb["pooled"]), int(want[b][1]))
+        close(f"conformal{k}.band{b}.lo", gb["lo"], want[b][2], 1e-6)
+        close(f"conformal{k}.band{b}.hi", gb["hi"], want[b][3], 1e-6)
+    covered = 0
+    for f in range(5):
+        tr, te = folds != f, folds == f
+        w = fit(y[tr], p[tr], cov)
+        for yi, pi in zip(y[te], p[te]):
+            _, _, lo, hi = w[band_of(pi)]
+            covered += max(0.0, pi + lo) - 1e-12 <= yi <= min(1.0, pi + hi) + 1e-12
+    close(f"conformal{k}.covered", got["covered"], covered)
+    close(f"conformal{k}.n", got["n"], n)
+    # exchangeable data: the held-out coverage is at least nominal, up to sampling error
+    close(f"conformal{k}.coverage>=nominal-3%", int(covered / n >= cov - 0.03), 1)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
