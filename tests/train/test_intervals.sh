@@ -67,7 +67,7 @@ assert list(m)[:3] == ["summary", "validation", "intervals"], list(m)
 v = json.load(open(run + "/validation/metrics.json"))["summary"]
 assert v["by_category"]["gt"]["segqa"]["n"] >= 1 and "real_by_band" in v, v.keys()
 c = json.load(open(run + "/config.json"))
-assert c["recipe"] == "demo" and c["epochs"] == 1 and c["gt-rate"] == 0.1, c  # --epochs overrides
+assert c["recipe"] == "demo" and c["epochs"] == 1 and c["batch"] == 8 and c["decay-epoch"] == 5, c  # --epochs overrides
 cal = json.load(open(run + "/calibration.json"))
 assert len(cal["bands"]) == 3 and all(len(b["lo"]) == 50 for b in cal["bands"]), cal
 PY

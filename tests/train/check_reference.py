@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""check_reference.py RUN_DIR — the committed reference run (results/hippocampus-reference/):
+
+* metrics.json has every category (real, empty, noise, all-ones, shifted-gt, gt) and every Dice
+  band of the real contours, with counts that add up to predictions.csv;
+* the interval coverage in metrics.json equals a numpy recomputation from predictions.csv (fit the
+  Mondrian split-conformal offsets on the other folds, score each held-out fold);
+* that coverage is within 3 points of nominal (0.8, 0.9, 0.95) overall and in every estimate band
+  with at least 100 samples (the issue's test of the intervals).
+Prints 'N passed, M failed'."""
+import csv
+import json
+import sys
+
+import numpy as np
+
+run = sys.argv[1]
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+EDGES = [0.0, 0.5, 0.85]
+BANDS = ["[0, 0.5)", "[0.5, 0.85)", "[0.85, 1]"]
+CATS = ["real", "empty", "noise", "all-ones", "shifted-gt", "gt"]
+
+
+def band_of(v):
+    return np.searchsorted(EDGES, v, side="right") - 1
+
+
+def offsets(r, cov):
+    r = np.sort(r)
+    n, a = len(r), 1 - cov
+    kl = int(np.floor((n + 1) * a / 2 + 1e-9))
+    kh = int(np.ceil((n + 1) * (1 - a / 2) - 1e-9))
+    return (-1.0 if kl < 1 else r[kl - 1]), (1.0 if kh > n else r[kh - 1])
+
+
+def fit(y, p, cov):
+    r = y - p
+    pooled = offsets(r, cov)
+    return [offsets(r[band_of(p) == k], cov) if (band_of(p) == k).sum() >= 30 else pooled
+            for k in range(3)]
+
+
+m = json.load(open(run + "/metrics.json"))
+rows = list(csv.DictReader(open(run + "/predictions.csv")))
+s = m["summary"]
+cat = np.array([r["category"] for r in rows])
+y = np.array([float(r["target"]) for r in rows])
+p = np.array([float(r["predicted"]) for r in rows])
+fold = np.array([int(r["fold"]) for r in rows])
+
+for c in CATS:
+    n = s["by_category"].get(c, {}).get("segqa", {}).get("n", 0)
+    check(f"category {c}: n = {n} = predictions.csv", n > 0 and n == (cat == c).sum())
+real = cat == "real"
+for k, b in enumerate(BANDS):
+    n = s["real_by_band"][b]["segqa"]["n"]
+    want = int((real & (band_of(y) == k)).sum())
+    mae = s["real_by_band"][b]["segqa"]["mae"]
+    ok = n == want and n > 0 and abs(mae - np.abs(p - y)[real & (band_of(y) == k)].mean()) < 1e-5
+    check(f"band {b}: n = {n}, MAE {mae:.4f} agree with predictions.csv", ok, (n, want))
+
+for iv in m["intervals"]:
+    cov = iv["nominal"]
+    covered = np.zeros(len(y), bool)
+    for f in np.unique(fold):
+        te = fold == f
+        off = fit(y[~te], p[~te], cov)
+        lo = np.array([off[b][0] for b in band_of(p[te])])
+        hi = np.array([off[b][1] for b in band_of(p[te])])
+        covered[te] = (np.maximum(0, p[te] + lo) - 1e-6 <= y[te]) & \
+                      (y[te] <= np.minimum(1, p[te] + hi) + 1e-6)
+    got = iv["all"]["coverage"]
+    check(f"coverage {cov:.2f}: metrics.json {got:.4f} = numpy {covered.mean():.4f}",
+          abs(got - covered.mean()) < 2.0 / len(y))
+    check(f"coverage {cov:.2f} overall within 3 points: {got:.4f}", abs(got - cov) <= 0.03)
+    for k, b in enumerate(BANDS):
+        cell = iv["by_estimate_band"][b]
+        if cell["n"] < 100:
+            print(f"--   coverage {cov:.2f} estimate band {b}: n = {cell['n']} < 100, not judged")
+            continue
+        check(f"coverage {cov:.2f} estimate band {b} (n {cell['n']}) within 3 points: "
+              f"{cell['coverage']:.4f}", abs(cell["coverage"] - cov) <= 0.03)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
