@@ -332,6 +332,21 @@ static void *worker_main(void *arg) {
     }
 }
 
+/* The batch ring's x buffers, from the configured allocator (pinned memory on a GPU). */
+static float *ring_x_alloc(const sq_loader *L, size_t bytes) {
+    const sq_ring_allocator *a = &L->cfg.ring_alloc;
+    return a->alloc ? a->alloc(a->ctx, bytes) : sq_alloc(bytes);
+}
+
+static void ring_x_free(const sq_loader *L, float *x) {
+    const sq_ring_allocator *a = &L->cfg.ring_alloc;
+    if (!x) return;
+    if (a->alloc)
+        a->release(a->ctx, x);
+    else
+        sq_free(x);
+}
+
 void sq_loader_destroy(sq_loader *L) {
     if (!L) return;
     pthread_mutex_lock(&L->mu);
@@ -364,7 +379,7 @@ void sq_loader_destroy(sq_loader *L) {
         free(L->cache);
     }
     for (int r = 0; L->slots && r < L->cfg.ring; r++) {
-        sq_free(L->slots[r].b.x);
+        ring_x_free(L, L->slots[r].b.x);
         free(L->slots[r].b.y);
         free(L->slots[r].b.sample);
         free(L->slots[r].b.position);
@@ -439,7 +454,7 @@ sq_code sq_loader_create(sq_dataset *ds, const sq_loader_config *cfg, sq_loader 
     }
     for (int r = 0; r < cfg->ring; r++) {
         sq_batch *b = &L->slots[r].b;
-        b->x = sq_alloc(sizeof(float) * L->vox * 2 * (size_t)cfg->batch);
+        b->x = ring_x_alloc(L, sizeof(float) * L->vox * 2 * (size_t)cfg->batch);
         b->y = calloc((size_t)cfg->batch, sizeof *b->y);
         b->sample = calloc((size_t)cfg->batch, sizeof *b->sample);
         b->position = calloc((size_t)cfg->batch, sizeof *b->position);

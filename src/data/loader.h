@@ -21,6 +21,7 @@
 #include "data/augment.h"
 #include "data/site.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -44,6 +45,16 @@ const sq_sample_ref *sq_dataset_sample(const sq_dataset *ds, int i);
 const char *sq_dataset_patient(const sq_dataset *ds, int i);
 void sq_dataset_shape(const sq_dataset *ds, int shape[3]);
 
+/* Where the batch ring's x buffers come from. NULL functions: 64-byte aligned host memory. The
+ * trainer passes the backend's page-locked memory on a GPU (nn/registry.h sq_backend_host_alloc),
+ * so a batch is copied to the device by DMA while the previous step computes (train/feed.h);
+ * src/data itself knows nothing of backends. */
+typedef struct sq_ring_allocator {
+    void *(*alloc)(void *ctx, size_t bytes); /* NULL on failure */
+    void (*release)(void *ctx, void *p);
+    void *ctx;
+} sq_ring_allocator;
+
 typedef struct sq_loader_config {
     int batch;   /* samples per batch (paper: 2) */
     int workers; /* augmentation threads, >= 1 */
@@ -57,6 +68,7 @@ typedef struct sq_loader_config {
     sq_aug_config aug;
     const int *subset; /* optional: sample indices to use (e.g. a fold's training set) */
     int nsubset;
+    sq_ring_allocator ring_alloc; /* optional (zeroed: host memory) */
 } sq_loader_config;
 
 /* Defaults: batch 2, 2 workers, ring 4, rank 0 of 1, augment + swap pairs + shuffle + cache on,

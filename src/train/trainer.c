@@ -15,6 +15,7 @@
 #include "hpc/watchdog.h"
 #include "nn/registry.h"
 #include "train/checkpoint.h"
+#include "train/feed.h"
 #include "train/report.h"
 #include "train/splits.h"
 
@@ -694,6 +695,7 @@ typedef struct fold_run {
     sq_model *m;
     sq_adam_opt *opt;
     sq_loader *L;
+    sq_feed feed; /* loader batches into the model's input (pinned + copy stream on a GPU) */
     float *host; /* np or ns floats: broadcasts and host-staged all-reduce */
     size_t np, ns;
     evaluator ev;
@@ -761,6 +763,16 @@ static sq_code fold_resume(fold_run *f, sq_status *st) {
     return sq_model_set_state(f->m, f->host, st);
 }
 
+/* The loader (its batch ring pinned where the backend can) and the feed into the model. */
+static sq_code fold_loader_create(fold_run *f, sq_loader_config *lc, sq_status *st) {
+    const int *s = f->j->shape;
+    lc->ring_alloc = sq_feed_ring_allocator(f->be);
+    SQ_TRY(sq_loader_create(f->j->ds, lc, &f->L, st));
+    f->spe = sq_loader_steps(f->L);
+    const size_t xbytes = (size_t)lc->batch * 2 * (size_t)s[0] * s[1] * s[2] * sizeof(float);
+    return sq_feed_init(&f->feed, f->be, f->L, xbytes, st);
+}
+
 /* The loader of the fold's training shard, the evaluator, gradient and BN sync, the NaN guard. */
 static sq_code fold_pipeline(fold_run *f, sq_status *st) {
     job *j = f->j;
@@ -780,8 +792,7 @@ static sq_code fold_pipeline(fold_run *f, sq_status *st) {
         lc.aug.fail_rate = (float)o->fail_rate;
         lc.aug.fail_kinds = SQ_FAIL_ALL;
     }
-    SQ_TRY(sq_loader_create(j->ds, &lc, &f->L, st));
-    f->spe = sq_loader_steps(f->L);
+    SQ_TRY(fold_loader_create(f, &lc, st));
 
     f->ev.j = j;
     f->ev.m = f->m;
@@ -815,10 +826,11 @@ static sq_code fold_step(fold_run *f, sq_batch *b, int epoch, float *loss, int *
     char cases[512];
     batch_cases(j, b, cases, sizeof cases);
     sq_code rc = nan_guard_begin(&f->ng, o, m, st);
-    if (rc == SQ_OK) rc = sq_model_forward(m, b->x, NULL, st);
+    if (rc == SQ_OK) rc = sq_feed_forward(&f->feed, m, b, st);
     if (rc == SQ_OK) rc = sq_model_loss(m, b->y, loss, st);
-    sq_loader_release(f->L, b);
+    const sq_code released = sq_feed_release(&f->feed, b, st);
     SQ_TRY(rc);
+    SQ_TRY(released);
     SQ_TRY(sq_model_backward(m, st));
     SQ_TRY(grad_sync_finish(&f->gs, m, f->np, st));
     int bad = 0;
@@ -842,14 +854,14 @@ static sq_code fold_step(fold_run *f, sq_batch *b, int epoch, float *loss, int *
 static sq_code fold_epoch_steps(fold_run *f, int epoch, int *skip, double loss_acc[2],
                                 int *interrupted, sq_status *st) {
     job *j = f->j;
-    SQ_TRY(sq_loader_start_epoch(f->L, (uint32_t)epoch, st));
+    SQ_TRY(sq_feed_start_epoch(&f->feed, (uint32_t)epoch, st));
     for (;;) {
         sq_batch *b = NULL;
-        SQ_TRY(sq_loader_next(f->L, &b, st));
+        SQ_TRY(sq_feed_next(&f->feed, &b, st));
         if (!b) return SQ_OK;
         if (*skip > 0) { /* batches done before the interruption */
             (*skip)--;
-            sq_loader_release(f->L, b);
+            SQ_TRY(sq_feed_release(&f->feed, b, st));
             continue;
         }
         float loss = 0;
@@ -955,6 +967,7 @@ static void fold_free(fold_run *f) {
     if (f->j->g.rank == 0 && f->ng.skipped > 0)
         sq_warn("fold %d: %ld step(s) skipped for a non-finite loss or gradient (--on-nan skip)",
                 f->fold, f->ng.skipped);
+    sq_feed_free(&f->feed);
     sq_loader_destroy(f->L);
     free(f->ng.state);
     grad_sync_free(&f->gs, f->m);
@@ -983,6 +996,7 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     if (rc == SQ_OK) rc = fold_resume(f, st);
     if (rc == SQ_OK) rc = fold_pipeline(f, st);
     if (rc == SQ_OK) rc = fold_train(f, interrupted, st);
+    sq_feed_free(&f->feed);
     sq_loader_destroy(f->L); /* its reader thread owns HDF5: the test reads through ev */
     f->L = NULL;
     rc = fold_test(f, rc, *interrupted, st);
