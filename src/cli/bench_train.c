@@ -342,8 +342,9 @@ static int bench_loader(const bopts *o, const sq_model_config *c, int train) {
         sq_fail(&st, SQ_ERR_USAGE, "--loader is an option of bench train");
         return sq_cli_report("bench infer", &st);
     }
-    sq_bench_loader_opts lo = {c,          o->device,      o->site,   (int)o->threads,
-                               (int)o->batch, (int)o->workers, o->warmup, o->steps};
+    sq_bench_loader_opts lo = {
+        c,         o->device, o->site, (int)o->threads, (int)o->batch, (int)o->workers,
+        o->warmup, o->steps};
     return sq_bench_train_loader(&lo);
 }
 

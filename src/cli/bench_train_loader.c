@@ -201,8 +201,7 @@ static sq_code lb_open(lb_ctx *x, const char *site, char *backend, size_t bn, sq
     sq_dataset_shape(x->ds, shape);
     if (shape[0] != x->c->depth || shape[1] != x->c->height || shape[2] != x->c->width)
         return sq_fail(st, SQ_ERR_USAGE, "%s: volumes are %dx%dx%d, expected --shape %dx%dx%d",
-                       site, shape[0], shape[1], shape[2], x->c->depth, x->c->height,
-                       x->c->width);
+                       site, shape[0], shape[1], shape[2], x->c->depth, x->c->height, x->c->width);
     SQ_TRY(sq_model_create(x->c, x->be, &x->m, st));
     SQ_TRY(sq_model_init(x->m, 1, st));
     SQ_TRY(sq_model_plan(x->m, x->o->batch, 1, st));
@@ -262,8 +261,9 @@ static sq_code lb_run(lb_ctx *x, const char *site, sq_status *st) {
     if (getloadavg(load + 1, 1) < 1) load[1] = -1;
     SQ_TRY(augment_ms_per_sample(x, &aug_ms, st));
     if (fed_by)
-        printf("\n**loader-fed / synthetic within 10 %%: met with %d worker(s)** (target <= 1.10)\n",
-               fed_by);
+        printf(
+            "\n**loader-fed / synthetic within 10 %%: met with %d worker(s)** (target <= 1.10)\n",
+            fed_by);
     else
         printf("\n**loader-fed / synthetic within 10 %%: NOT met with up to %d worker(s)**\n",
                x->o->workers);
@@ -285,8 +285,8 @@ int sq_bench_train_loader(const sq_bench_loader_opts *o) {
     char dir[SQ_PATH_MAX] = "", site[SQ_PATH_MAX + 16] = "";
     printf("segqa bench train --loader: batch %dx%dx%dx%dx%d, device %s, %d threads, %lld warm-up "
            "+ %lld steps, up to %d augmentation worker(s)\n",
-           o->batch, o->config->in_channels, o->config->depth, o->config->height,
-           o->config->width, o->device, o->threads, o->warmup, o->steps, o->workers);
+           o->batch, o->config->in_channels, o->config->depth, o->config->height, o->config->width,
+           o->device, o->threads, o->warmup, o->steps, o->workers);
     fflush(stdout);
     if (!strcmp(o->device, "cuda")) {
         char why[256] = "";

@@ -81,8 +81,7 @@ int sq_crop_box(const sq_volume *con, double margin, int lo[3], int hi[3]) {
     return 1;
 }
 
-void sq_crop_box_jitter(const int dims[3], const double u[6], double amount, int lo[3],
-                        int hi[3]) {
+void sq_crop_box_jitter(const int dims[3], const double u[6], double amount, int lo[3], int hi[3]) {
     for (int a = 0; a < 3; a++) {
         const double ext = hi[a] - lo[a] + 1;
         const double centre = 0.5 * (lo[a] + hi[a]) + u[a] * amount * ext;

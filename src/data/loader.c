@@ -128,8 +128,8 @@ struct sq_loader {
     sq_loader_config cfg;
     sq_aug_config aug;
     int D, H, W;
-    size_t vox;  /* voxels of the site's grid */
-    size_t ovox; /* voxels of one batch sample (the crop's shape with cfg.crop.on) */
+    size_t vox;   /* voxels of the site's grid */
+    size_t ovox;  /* voxels of one batch sample (the crop's shape with cfg.crop.on) */
     float **wimg; /* crop: each worker's augmented image on the full grid */
     int *sel, nsel;
     uint32_t *perm;
@@ -296,7 +296,8 @@ static sq_code write_sample(sq_loader *L, int id, uint32_t pos, float *x, sq_sta
     sq_code rc;
     if (!sq_crop_box(&con, c->margin, lo, hi)) {
         rc = sq_volume_crop_pad(&img, c->shape[0], c->shape[1], c->shape[2], &ci, st);
-        if (rc == SQ_OK) rc = sq_volume_crop_pad(&con, c->shape[0], c->shape[1], c->shape[2], &cc, st);
+        if (rc == SQ_OK)
+            rc = sq_volume_crop_pad(&con, c->shape[0], c->shape[1], c->shape[2], &cc, st);
     } else {
         if (L->cfg.augment && c->jitter > 0) {
             sq_rng g;
@@ -307,8 +308,8 @@ static sq_code write_sample(sq_loader *L, int id, uint32_t pos, float *x, sq_sta
             const int dims[3] = {L->D, L->H, L->W};
             sq_crop_box_jitter(dims, u, c->jitter, lo, hi);
         }
-        rc = sq_volume_crop_box(&img, &con, lo, hi, c->shape[0], c->shape[1], c->shape[2], &ci,
-                                &cc, st);
+        rc = sq_volume_crop_box(&img, &con, lo, hi, c->shape[0], c->shape[1], c->shape[2], &ci, &cc,
+                                st);
     }
     if (rc == SQ_OK) rc = sq_volume_normalise_percentile(&ci, c->lo_pct, c->hi_pct, NULL, NULL, st);
     if (rc == SQ_OK) {
@@ -491,7 +492,8 @@ sq_code sq_loader_create(sq_dataset *ds, const sq_loader_config *cfg, sq_loader 
         rc = sq_fail(st, SQ_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (cfg->crop.on && (cfg->crop.shape[0] < 1 || cfg->crop.shape[1] < 1 || cfg->crop.shape[2] < 1)) {
+    if (cfg->crop.on &&
+        (cfg->crop.shape[0] < 1 || cfg->crop.shape[1] < 1 || cfg->crop.shape[2] < 1)) {
         rc = sq_fail(st, SQ_ERR_USAGE, "loader: crop shape %dx%dx%d must be positive",
                      cfg->crop.shape[0], cfg->crop.shape[1], cfg->crop.shape[2]);
         goto fail;

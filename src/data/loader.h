@@ -66,9 +66,9 @@ typedef struct sq_ring_allocator {
  * is then [n][2][shape]. */
 typedef struct sq_loader_crop {
     int on;
-    int shape[3];     /* D, H, W of the model input */
-    double margin;    /* share of the box extent per side (0.1) */
-    double jitter;    /* share of the extent (0.1); used only when the loader augments */
+    int shape[3];  /* D, H, W of the model input */
+    double margin; /* share of the box extent per side (0.1) */
+    double jitter; /* share of the extent (0.1); used only when the loader augments */
     double lo_pct, hi_pct;
 } sq_loader_crop;
 

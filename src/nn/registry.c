@@ -97,7 +97,8 @@ sq_backend *sq_backend_create(const char *name, const sq_backend_opts *opts, cha
     return be;
 }
 
-/* ---- host memory and the copy stream of the input pipeline ------------------------------------ */
+/* ---- host memory and the copy stream of the input pipeline ------------------------------------
+ */
 
 sq_code sq_backend_host_alloc(sq_backend *be, size_t bytes, void **out, sq_status *st) {
     *out = NULL;

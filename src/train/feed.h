@@ -28,15 +28,15 @@ extern "C" {
 typedef struct sq_feed {
     sq_backend *be;
     sq_loader *L;
-    int device;       /* 1: the copy-stream path */
-    size_t xbytes;    /* one batch's x */
-    sq_buf *stage;    /* device staging buffer of the next batch's x */
-    void *copied;     /* event on the copy stream: staging holds `next` */
-    void *consumed;   /* event on the compute stream: staging was copied into the model's input */
-    sq_batch *next;   /* device path: the batch whose upload is in flight */
-    int forwarded;    /* device path: the batch handed out went through sq_feed_forward */
-    double wait_ms;   /* host time blocked in sq_loader_next (the loader was behind) */
-    long batches;     /* batches delivered */
+    int device;     /* 1: the copy-stream path */
+    size_t xbytes;  /* one batch's x */
+    sq_buf *stage;  /* device staging buffer of the next batch's x */
+    void *copied;   /* event on the copy stream: staging holds `next` */
+    void *consumed; /* event on the compute stream: staging was copied into the model's input */
+    sq_batch *next; /* device path: the batch whose upload is in flight */
+    int forwarded;  /* device path: the batch handed out went through sq_feed_forward */
+    double wait_ms; /* host time blocked in sq_loader_next (the loader was behind) */
+    long batches;   /* batches delivered */
 } sq_feed;
 
 /* The loader's ring allocator for this backend: pinned memory where the backend has it. */

@@ -64,7 +64,7 @@ typedef struct job {
     int *case_site, *case_index; /* case -> site, case index in the site */
     char (*case_key)[SQ_ID_MAX]; /* "site/case" */
     char (*patient_key)[SQ_ID_MAX];
-    int *case_fold; /* -1 when training on all data */
+    int *case_fold;  /* -1 when training on all data */
     int shape[3];    /* the site files' grid */
     int in_shape[3]; /* the model's input: shape, or the crop's with --crop contour */
     double spacing[3];
@@ -791,7 +791,7 @@ typedef struct fold_run {
     sq_adam_opt *opt;
     sq_loader *L;
     sq_feed feed; /* loader batches into the model's input (pinned + copy stream on a GPU) */
-    float *host; /* np or ns floats: broadcasts and host-staged all-reduce */
+    float *host;  /* np or ns floats: broadcasts and host-staged all-reduce */
     size_t np, ns;
     evaluator ev;
     grad_sync gs;

@@ -1,5 +1,5 @@
-/* test_data_loader_crop.c — the loader's `crop: contour` (loader.h sq_loader_crop) on a synthetic site
- * whose organs lie off-centre (synth --off-centre 0.8):
+/* test_data_loader_crop.c — the loader's `crop: contour` (loader.h sq_loader_crop) on a synthetic
+ * site whose organs lie off-centre (synth --off-centre 0.8):
  *  - without augmentation every sample equals predict's preprocessing of the same image and
  *    contour (sq_volume_crop_contour, then the percentile map), bit for bit: train and predict
  *    crop alike;

@@ -166,9 +166,9 @@ static void run_epochs(sq_backend *be, int skip) {
             }
             assert_int_equal(sq_feed_forward(&f, m, b, &st), SQ_OK);
             const sq_view in = sq_model_input(m);
-            assert_int_equal(be->download(be, seen, in.buf, in.off * sizeof(float),
-                                          nx * sizeof(float), &st),
-                             SQ_OK);
+            assert_int_equal(
+                be->download(be, seen, in.buf, in.off * sizeof(float), nx * sizeof(float), &st),
+                SQ_OK);
             for (int j = 0; j < BATCH; j++)
                 assert_int_equal(b->sample[j], r->sample[j]);
             assert_memory_equal(seen, r->x, nx * sizeof(float));
