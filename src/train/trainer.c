@@ -64,9 +64,10 @@ typedef struct job {
     int *case_site, *case_index; /* case -> site, case index in the site */
     char (*case_key)[SQ_ID_MAX]; /* "site/case" */
     char (*patient_key)[SQ_ID_MAX];
-    int *case_fold;  /* -1 when training on all data */
-    int shape[3];    /* the site files' grid */
-    int in_shape[3]; /* the model's input: shape, or the crop's with --crop contour */
+    int *case_fold;      /* -1 when training on all data */
+    int shape[3];        /* the site files' grid */
+    int in_shape[3];     /* the model's input: shape, or the crop's with --crop contour */
+    sq_loader_crop crop; /* --crop contour as the loader and the evaluator apply it */
     double spacing[3];
     sq_layout lay;
     sq_group g;
@@ -255,7 +256,7 @@ static double preproc_number(const job *j, const char *key, double fallback) {
     return x;
 }
 
-static sq_loader_crop crop_config(const job *j) {
+static sq_loader_crop crop_policy(const job *j) {
     sq_loader_crop c;
     memset(&c, 0, sizeof c);
     if (!j->o->crop_contour) return c;
@@ -281,6 +282,7 @@ static sq_code input_shape(job *j, sq_status *st) {
     }
     if (!(j->o->crop_margin >= 0 && j->o->crop_margin <= 2))
         return sq_fail(st, SQ_ERR_USAGE, "--crop-margin %g: expected 0..2", j->o->crop_margin);
+    j->crop = crop_policy(j);
     return SQ_OK;
 }
 
@@ -350,7 +352,7 @@ static sq_code ev_crop_input(const job *j, const float *image, const uint8_t *co
         img.affine[a][a] = 1;
     con = img;
     con.dtype = SQ_U8, con.data = (void *)contour;
-    const sq_loader_crop c = crop_config(j);
+    const sq_loader_crop c = j->crop;
     sq_code rc = sq_volume_crop_contour(&img, &con, c.shape[0], c.shape[1], c.shape[2], c.margin,
                                         &ci, &cc, st);
     if (rc == SQ_OK) rc = sq_volume_normalise_percentile(&ci, c.lo_pct, c.hi_pct, NULL, NULL, st);
@@ -862,7 +864,7 @@ static sq_code fold_resume(fold_run *f, sq_status *st) {
 static sq_code fold_loader_create(fold_run *f, sq_loader_config *lc, sq_status *st) {
     const int *s = f->j->in_shape;
     lc->ring_alloc = sq_feed_ring_allocator(f->be);
-    lc->crop = crop_config(f->j);
+    lc->crop = f->j->crop;
     SQ_TRY(sq_loader_create(f->j->ds, lc, &f->L, st));
     f->spe = sq_loader_steps(f->L);
     const size_t xbytes = (size_t)lc->batch * 2 * (size_t)s[0] * s[1] * s[2] * sizeof(float);
