@@ -159,7 +159,7 @@ fi
 # ---- (g) the input pipeline: steps fed by the real loader vs synthetic input (issue 11 item 5) ----
 # Last, so it never takes the NCCL stages' time; started only when its limit fits in 8 minutes.
 if [ $(( $(date +%s) - t_start + 75 )) -le 480 ]; then
-  run_stage "g: bench train --loader --device cuda (pinned ring + copy stream)" 75 'within 10|ratio|workers\)|augmentation' "$bin/segqa" bench train --loader --device cuda --steps 20 --warmup 5 --workers 4 --threads 4
+  run_stage "g: bench train --loader --device cuda (pinned ring + copy stream)" 75 '^\| [0-9]|within 10|augmentation' "$bin/segqa" bench train --loader --device cuda --steps 20 --warmup 5 --workers 4 --threads 4
 else
   stage_skip "g: bench train --loader --device cuda" "not started: its 75 s limit would pass the 8-minute run"
 fi
