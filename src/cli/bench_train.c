@@ -393,7 +393,7 @@ static int bench_main(int train, int argc, char **argv) {
          "--loader: site file at --shape (default: a synthetic site, made and removed)", NULL, 0,
          0},
         {"workers", 0, SQ_OPT_INT, &o.workers, 0, "N",
-         "--loader: try 1..N augmentation workers (default 4)", NULL, 1, 64},
+         "--loader: try 1..N augmentation workers", NULL, 1, 64},
         {"target-ms", 0, SQ_OPT_DOUBLE, &o.target_ms, 0, "MS",
          "--per-case target (default 50 at 40x56x40, 150 at 28x160x160)", NULL, 0, 1e9},
     };
