@@ -368,6 +368,7 @@ static void destroy(sq_backend *be) {
         if (c->cudnn) cudnnDestroy(c->cudnn);
         sq_arena_destroy(c->arena); /* every block, cuBLAS's workspace too; needs the stream */
         if (c->stream) cudaStreamDestroy(c->stream);
+        sq_cuda_copy_stream_destroy(c);
         (void)cudaGetLastError();
         free(c);
     }
@@ -396,6 +397,7 @@ static sq_code read_device(sq_backend *be, sq_cuda *c, sq_status *st) {
 static sq_code make_handles(sq_cuda *c, sq_status *st) {
     SQ_TRY(sq_cuda_ok(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking),
                       "create the compute stream", st));
+    SQ_TRY(sq_cuda_copy_stream_create(c, st));
     const sq_arena_device dev = {dev_alloc, dev_release, dev_quiesce, c};
     SQ_TRY(sq_arena_create(&dev, &c->arena, st));
     SQ_TRY(sq_cudnn_ok(cudnnCreate(&c->cudnn), "cudnnCreate", st));
@@ -439,6 +441,7 @@ static void fill_vtable(sq_backend *be) {
     be->bn_bwd = sq_cuda_bn_bwd;
     be->adam = sq_cuda_adam;
     sq_cuda_pointwise_fill(be);
+    sq_cuda_copy_fill(be);
 }
 
 static sq_code build(sq_backend *be, sq_cuda *c, sq_status *st) {

@@ -48,6 +48,7 @@ typedef struct sq_cuda {
     size_t smem_per_block;
     char name[256];
     cudaStream_t stream;
+    cudaStream_t copy_stream; /* host-to-device input copies (copy_stream.c) */
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
     sq_cuda_arena *arena;
@@ -105,6 +106,11 @@ sq_code sq_cuda_bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma,
 sq_code sq_cuda_bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
                        sq_view save_mean, sq_view save_invstd, sq_view dy, sq_view dx,
                        sq_view dgamma, sq_view dbeta, sq_status *st);
+
+/* --- the input pipeline's copy stream and pinned host memory (copy_stream.c) --------------- */
+sq_code sq_cuda_copy_stream_create(sq_cuda *c, sq_status *st);
+void sq_cuda_copy_stream_destroy(sq_cuda *c);
+void sq_cuda_copy_fill(sq_backend *be); /* host_alloc/free, upload_async, copy events, event_sync */
 
 /* --- the rest (pointwise.cu) and Adam (adam.cu): fill the vtable entries they implement ------- */
 void sq_cuda_pointwise_fill(sq_backend *be); /* act, prelu, gap, chscale, maxpool, resize, fuse,

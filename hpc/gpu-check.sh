@@ -15,6 +15,9 @@
 #       1-rank NCCL training steps equal to the steps without communication, and where 2 or more
 #       GPUs are visible 2 data-parallel ranks with sync BN against 1 rank with twice the batch
 #       (skipped, and said so, on one GPU)
+#   (g) segqa bench train --loader --device cuda: the step fed by the real loader (synthetic HDF5
+#       site, augmentation workers, pinned ring, copy stream) against synthetic input, per worker
+#       count; target within 10 %
 # Writes $OUT/gpu-check.log and $OUT/summary.md (or results/gpu/ when OUT is unset). Stages have
 # their own time limits so that the whole run stays under 8 minutes. Exit 0 only when every stage
 # passed.
@@ -152,6 +155,13 @@ if [ "$ngpu" -ge 2 ]; then
   run_stage "f3: NCCL 2 ranks x batch 2 + sync BN vs 1 rank x batch 4 ($ngpu GPUs)" 90 'PASS|FAIL|control' "$bin/nccl_check" syncbn
 else
   stage_skip "f3: NCCL 2 ranks + sync BN vs 1 rank x 2 batch" "${ngpu:-0} GPU visible: needs 2 (a multi-GPU machine kind)"
+fi
+# ---- (g) the input pipeline: steps fed by the real loader vs synthetic input (issue 11 item 5) ----
+# Last, so it never takes the NCCL stages' time; started only when its limit fits in 8 minutes.
+if [ $(( $(date +%s) - t_start + 75 )) -le 480 ]; then
+  run_stage "g: bench train --loader --device cuda (pinned ring + copy stream)" 75 '^\| [0-9]|within 10|augmentation' "$bin/segqa" bench train --loader --device cuda --steps 20 --warmup 5 --workers 4 --threads 4
+else
+  stage_skip "g: bench train --loader --device cuda" "not started: its 75 s limit would pass the 8-minute run"
 fi
 say "not run here (the GPU machine has no Open MPI, segqa train/bench comm call MPI_Init): segqa train --comm nccl on W ranks, segqa bench comm --device cuda"
 rm -f "$out/stage.tmp"

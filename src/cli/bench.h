@@ -11,4 +11,15 @@
 int sq_bench_infer_per_case(const sq_model_config *c, const char *device, int threads,
                             long long warmup, long long steps, double target_ms);
 
+/* `segqa bench train --loader` (bench_train_loader.c): the training step fed by the real loader
+ * (HDF5 + augmentation workers; pinned ring + copy stream on a GPU) against synthetic input in
+ * place, for 1..workers workers. Exit 0, 77 when --device cuda finds no GPU, else an error. */
+typedef struct sq_bench_loader_opts {
+    const sq_model_config *config;
+    const char *device, *site; /* site NULL or "": a synthetic site at the bench shape */
+    int threads, batch, workers;
+    long long warmup, steps;
+} sq_bench_loader_opts;
+int sq_bench_train_loader(const sq_bench_loader_opts *o);
+
 #endif

@@ -37,7 +37,9 @@
 typedef struct bopts {
     long long steps, warmup, threads, batch;
     char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024];
-    int no_torch, profile, tf32, per_case;
+    int no_torch, profile, tf32, per_case, loader;
+    long long workers;
+    char site[1024];
     double target_ms;
     char device[8];
 } bopts;
@@ -332,11 +334,25 @@ static sq_code write_report(const bopts *o, const sq_model_config *c, const char
     return rc;
 }
 
+/* --loader: the step fed by the real input pipeline (bench_train_loader.c). */
+static int bench_loader(const bopts *o, const sq_model_config *c, int train) {
+    if (!train) {
+        sq_status st;
+        sq_status_clear(&st);
+        sq_fail(&st, SQ_ERR_USAGE, "--loader is an option of bench train");
+        return sq_cli_report("bench infer", &st);
+    }
+    sq_bench_loader_opts lo = {
+        c,         o->device, o->site, (int)o->threads, (int)o->batch, (int)o->workers,
+        o->warmup, o->steps};
+    return sq_bench_train_loader(&lo);
+}
+
 static int bench_main(int train, int argc, char **argv) {
     const char *cmdname = train ? "bench train" : "bench infer";
     bopts o;
     memset(&o, 0, sizeof o);
-    o.steps = 10, o.warmup = 2, o.threads = 2, o.batch = train ? 2 : 1;
+    o.steps = 10, o.warmup = 2, o.threads = 2, o.batch = train ? 2 : 1, o.workers = 4;
     snprintf(o.shape, sizeof o.shape, "28x160x160");
     snprintf(o.spacing, sizeof o.spacing, "3.9x0.59x0.59");
     snprintf(o.rule, sizeof o.rule, "anisotropic");
@@ -370,6 +386,14 @@ static int bench_main(int train, int argc, char **argv) {
         {"per-case", 0, SQ_OPT_FLAG, &o.per_case, 0, NULL,
          "infer: one deployment case end to end (NIfTI read + preprocessing + forward)", NULL, 0,
          0},
+        {"loader", 0, SQ_OPT_FLAG, &o.loader, 0, NULL,
+         "train: fed by the real loader (HDF5 + augmentation workers) vs synthetic input", NULL, 0,
+         0},
+        {"site", 0, SQ_OPT_STRING, o.site, sizeof o.site, "FILE.h5",
+         "--loader: site file at --shape (default: a synthetic site, made and removed)", NULL, 0,
+         0},
+        {"workers", 0, SQ_OPT_INT, &o.workers, 0, "N",
+         "--loader: try 1..N augmentation workers", NULL, 1, 64},
         {"target-ms", 0, SQ_OPT_DOUBLE, &o.target_ms, 0, "MS",
          "--per-case target (default 50 at 40x56x40, 150 at 28x160x160)", NULL, 0, 1e9},
     };
@@ -394,6 +418,7 @@ static int bench_main(int train, int argc, char **argv) {
         sq_fail(&st, SQ_ERR_USAGE, "--per-case is an option of bench infer");
         return sq_cli_report(cmdname, &st);
     }
+    if (o.loader) return bench_loader(&o, &c, train);
     if (o.per_case)
         return sq_bench_infer_per_case(&c, o.device, (int)o.threads, o.warmup, o.steps,
                                        o.target_ms);

@@ -44,7 +44,8 @@ int sq_cmd_synth(int argc, char **argv) {
     sq_synth_opts o = sq_synth_opts_default();
     char output[4096] = "", nifti[4096] = "", shape[64] = "28x160x160";
     long long n = o.n_cases, seed = (long long)o.seed, nsites = 1;
-    double two = o.two_contour_frac, signal = o.clinical_signal;
+    double two = o.two_contour_frac, signal = o.clinical_signal, offc = 0;
+    char spacing[64] = "3.9x0.59x0.59";
     const sq_option opts[] = {
         {"output", 'o', SQ_OPT_STRING, output, sizeof output, "SITE.h5", "site file to write", NULL,
          0, 0},
@@ -60,6 +61,12 @@ int sq_cmd_synth(int argc, char **argv) {
          "N site files OUT-site1.h5..OUT-siteN.h5 differing in intensity scale, bias field and "
          "resolution",
          NULL, 1, 64},
+        {"spacing", 0, SQ_OPT_STRING, spacing, sizeof spacing, "ZxYxX",
+         "voxel spacing in mm (default 3.9x0.59x0.59)", NULL, 0, 0},
+        {"off-centre", 0, SQ_OPT_DOUBLE, &offc, 0, "F",
+         "move each organ in-plane towards a random corner by F of the room to the edge (0: "
+         "centred, the default)",
+         NULL, 0, 1},
         {"nifti", 0, SQ_OPT_STRING, nifti, sizeof nifti, "DIR",
          "also write images/, labels/, contours/<name>/ and clinical.csv under DIR", NULL, 0, 0},
     };
@@ -100,6 +107,12 @@ int sq_cmd_synth(int argc, char **argv) {
     o.seed = (unsigned long long)seed;
     o.two_contour_frac = two;
     o.clinical_signal = signal;
+    o.off_centre = offc;
+    if (sscanf(spacing, "%lfx%lfx%lf", &o.spacing[0], &o.spacing[1], &o.spacing[2]) != 3 ||
+        !(o.spacing[0] > 0 && o.spacing[1] > 0 && o.spacing[2] > 0)) {
+        sq_fail(&st, SQ_ERR_USAGE, "--spacing '%s': expected ZxYxX in mm, all > 0", spacing);
+        return sq_cli_report("synth", &st);
+    }
     o.progress = 1;
     if (nsites > 1 && *nifti) {
         sq_fail(&st, SQ_ERR_USAGE, "--nifti writes one site: not with --sites %lld", nsites);

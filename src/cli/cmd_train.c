@@ -6,6 +6,7 @@
 
 #include "baseline/beside.h"
 #include "core/log.h"
+#include "core/tensor.h"
 #include "hpc/comm.h"
 #include "hpc/signals.h"
 #include "train/trainer.h"
@@ -23,7 +24,8 @@ typedef struct train_cli {
     int no_failures, no_figures;
     int deterministic;
     char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8],
-        split_by[16], on_nan[8], recipe[16], calibration[4096];
+        split_by[16], on_nan[8], recipe[16], calibration[4096], crop[16], crop_shape[64];
+    double crop_margin;
 } train_cli;
 
 static void defaults(train_cli *c, int cv) {
@@ -60,6 +62,8 @@ static void defaults(train_cli *c, int cv) {
     snprintf(c->depth_rule, sizeof c->depth_rule, "anisotropic");
     snprintf(c->split_by, sizeof c->split_by, "patient");
     snprintf(c->recipe, sizeof c->recipe, "none");
+    snprintf(c->crop, sizeof c->crop, "center");
+    c->crop_margin = d.crop_margin;
 }
 
 /* ---- recipes: named presets of training options (docs/training.md) ----
@@ -110,6 +114,22 @@ static sq_code apply_recipe(int argc, char **argv, const sq_option *opts, int no
         return rc;
     }
     return sq_fail(st, SQ_ERR_USAGE, "--recipe '%s': expected demo, reference or none", name);
+}
+
+/* --crop, --crop-shape, --crop-margin into the trainer's options. */
+static sq_code crop_opts(const train_cli *c, sq_train_opts *o, sq_status *st) {
+    o->crop_contour = !strcmp(c->crop, "contour");
+    o->crop_margin = c->crop_margin;
+    if (!c->crop_shape[0]) return SQ_OK;
+    if (!o->crop_contour) return sq_fail(st, SQ_ERR_USAGE, "--crop-shape needs --crop contour");
+    int64_t shp[SQ_MAX_DIMS];
+    int nd = 0;
+    SQ_TRY(sq_parse_shape(c->crop_shape, shp, &nd, st));
+    if (nd != 3)
+        return sq_fail(st, SQ_ERR_USAGE, "--crop-shape: expected DxHxW, got '%s'", c->crop_shape);
+    for (int a = 0; a < 3; a++)
+        o->crop_shape[a] = (int)shp[a];
+    return SQ_OK;
 }
 
 /* Compute threads per rank when not given: the online cores shared by the ranks of this node. */
@@ -256,6 +276,14 @@ static int train_options(train_cli *c, int cv, sq_option *opts) {
          "auto|nccl|mpi", 0, 0},
         {"comm-timeout", 0, SQ_OPT_DOUBLE, &c->comm_timeout, 0, "S", SQ_CLI_COMM_TIMEOUT_HELP, NULL,
          0.1, 1e6},
+        {"crop", 0, SQ_OPT_CHOICE, c->crop, sizeof c->crop, "HOW",
+         "model input: the site's grid (center) or each contour's box resampled (contour), as "
+         "predict will see it; stored in the checkpoint",
+         "center|contour", 0, 0},
+        {"crop-shape", 0, SQ_OPT_STRING, c->crop_shape, sizeof c->crop_shape, "DxHxW",
+         "--crop contour: the model's input shape (default: the site's)", NULL, 0, 0},
+        {"crop-margin", 0, SQ_OPT_DOUBLE, &c->crop_margin, 0, "F",
+         "--crop contour: box margin per side, share of its extent", NULL, 0, 2},
     };
     _Static_assert(sizeof all / sizeof all[0] <= TRAIN_MAX_OPTS, "TRAIN_MAX_OPTS too small");
     int nopts = (int)(sizeof all / sizeof all[0]);
@@ -314,6 +342,7 @@ static int run(int argc, char **argv, int cv) {
     sq_train_opts o;
     fill_train_opts(&c, &a, &w, &o);
     sq_code rc = sq_depth_rule_parse(c.depth_rule, &o.model.depth_rule, &st);
+    if (rc == SQ_OK) rc = crop_opts(&c, &o, &st);
     cJSON *resolved = sq_options_to_json(opts, nopts);
     if (resolved) {
         cJSON *sites = cJSON_AddArrayToObject(resolved, "sites");

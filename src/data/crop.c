@@ -1,4 +1,6 @@
-/* crop.c — the contour-box crop of the preprocessing (sq_volume_crop_contour in volume.h). */
+/* crop.c — the contour-box crop of the preprocessing (sq_volume_crop_contour in volume.h), and
+ * its parts the training loader uses to jitter the box (sq_crop_box, sq_crop_box_jitter,
+ * sq_volume_crop_box). */
 #include "data/volume.h"
 
 #include <math.h>
@@ -73,15 +75,27 @@ static void box_geometry(const sq_volume *in, const int lo[3], const double step
     }
 }
 
-sq_code sq_volume_crop_contour(const sq_volume *img, const sq_volume *con, int d, int h, int w,
-                               double margin, sq_volume *out_img, sq_volume *out_con,
-                               sq_status *st) {
-    int lo[3], hi[3];
-    if (!contour_box(con, lo, hi)) {
-        SQ_TRY(sq_volume_crop_pad(img, d, h, w, out_img, st));
-        return sq_volume_crop_pad(con, d, h, w, out_con, st);
-    }
+int sq_crop_box(const sq_volume *con, double margin, int lo[3], int hi[3]) {
+    if (!contour_box(con, lo, hi)) return 0;
     grow_box(con, margin, lo, hi);
+    return 1;
+}
+
+void sq_crop_box_jitter(const int dims[3], const double u[6], double amount, int lo[3], int hi[3]) {
+    for (int a = 0; a < 3; a++) {
+        const double ext = hi[a] - lo[a] + 1;
+        const double centre = 0.5 * (lo[a] + hi[a]) + u[a] * amount * ext;
+        const double half = 0.5 * ext * (1.0 + u[3 + a] * amount);
+        int l = (int)lround(centre - half + 0.5), h = (int)lround(centre + half - 0.5);
+        l = l < 0 ? 0 : l > dims[a] - 1 ? dims[a] - 1 : l;
+        h = h < l ? l : h > dims[a] - 1 ? dims[a] - 1 : h;
+        lo[a] = l, hi[a] = h;
+    }
+}
+
+sq_code sq_volume_crop_box(const sq_volume *img, const sq_volume *con, const int lo[3],
+                           const int hi[3], int d, int h, int w, sq_volume *out_img,
+                           sq_volume *out_con, sq_status *st) {
     const int out[3] = {d, h, w};
     double step[3];
     for (int a = 0; a < 3; a++)
@@ -111,4 +125,15 @@ sq_code sq_volume_crop_contour(const sq_volume *img, const sq_volume *con, int d
     box_geometry(img, lo, step, out_img);
     box_geometry(con, lo, step, out_con);
     return SQ_OK;
+}
+
+sq_code sq_volume_crop_contour(const sq_volume *img, const sq_volume *con, int d, int h, int w,
+                               double margin, sq_volume *out_img, sq_volume *out_con,
+                               sq_status *st) {
+    int lo[3], hi[3];
+    if (!sq_crop_box(con, margin, lo, hi)) {
+        SQ_TRY(sq_volume_crop_pad(img, d, h, w, out_img, st));
+        return sq_volume_crop_pad(con, d, h, w, out_con, st);
+    }
+    return sq_volume_crop_box(img, con, lo, hi, d, h, w, out_img, out_con, st);
 }

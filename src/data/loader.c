@@ -3,6 +3,7 @@
 
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "data/volume.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -127,7 +128,9 @@ struct sq_loader {
     sq_loader_config cfg;
     sq_aug_config aug;
     int D, H, W;
-    size_t vox;
+    size_t vox;   /* voxels of the site's grid */
+    size_t ovox;  /* voxels of one batch sample (the crop's shape with cfg.crop.on) */
+    float **wimg; /* crop: each worker's augmented image on the full grid */
     int *sel, nsel;
     uint32_t *perm;
     slot *slots;
@@ -272,6 +275,54 @@ static void *reader_main(void *arg) {
     return NULL;
 }
 
+/* Contour channel of the sample at x (the image is already there), or with cfg.crop.on the crop
+ * of worker id's augmented image and contour around the contour's (jittered) box. */
+static sq_code write_sample(sq_loader *L, int id, uint32_t pos, float *x, sq_status *st) {
+    const sq_loader_crop *c = &L->cfg.crop;
+    if (!c->on) {
+        const uint8_t *ct = L->wct[id];
+        for (size_t i = 0; i < L->vox; i++)
+            x[L->vox + i] = (float)ct[i];
+        return SQ_OK;
+    }
+    sq_volume img, con, ci = {0}, cc = {0};
+    memset(&img, 0, sizeof img);
+    img.dtype = SQ_F32, img.d = L->D, img.h = L->H, img.w = L->W, img.data = L->wimg[id];
+    for (int a = 0; a < 4; a++)
+        img.affine[a][a] = 1;
+    con = img;
+    con.dtype = SQ_U8, con.data = L->wct[id];
+    int lo[3], hi[3];
+    sq_code rc;
+    if (!sq_crop_box(&con, c->margin, lo, hi)) {
+        rc = sq_volume_crop_pad(&img, c->shape[0], c->shape[1], c->shape[2], &ci, st);
+        if (rc == SQ_OK)
+            rc = sq_volume_crop_pad(&con, c->shape[0], c->shape[1], c->shape[2], &cc, st);
+    } else {
+        if (L->cfg.augment && c->jitter > 0) {
+            sq_rng g;
+            sq_rng_init(&g, L->cfg.seed ^ 0x43524f5043524f50ull, L->epoch, pos); /* "CROP" */
+            double u[6];
+            for (int k = 0; k < 6; k++)
+                u[k] = 2.0 * sq_rng_uniform(&g) - 1.0;
+            const int dims[3] = {L->D, L->H, L->W};
+            sq_crop_box_jitter(dims, u, c->jitter, lo, hi);
+        }
+        rc = sq_volume_crop_box(&img, &con, lo, hi, c->shape[0], c->shape[1], c->shape[2], &ci, &cc,
+                                st);
+    }
+    if (rc == SQ_OK) rc = sq_volume_normalise_percentile(&ci, c->lo_pct, c->hi_pct, NULL, NULL, st);
+    if (rc == SQ_OK) {
+        memcpy(x, sq_volume_f32(&ci), L->ovox * sizeof(float));
+        const uint8_t *m = sq_volume_u8(&cc);
+        for (size_t i = 0; i < L->ovox; i++)
+            x[L->ovox + i] = m[i] ? 1.0f : 0.0f;
+    }
+    sq_volume_free(&ci);
+    sq_volume_free(&cc);
+    return rc;
+}
+
 typedef struct worker_arg {
     sq_loader *L;
     int id;
@@ -306,13 +357,10 @@ static void *worker_main(void *arg) {
             const sq_site_info *info =
                 sq_site_get_info(L->ds->sites[L->ds->samples[jb.sample].site]);
             memcpy(in.spacing, info->spacing, sizeof in.spacing);
-            float *x = sl->b.x + (size_t)jb.j * 2 * L->vox;
-            sq_aug_output out = {x, L->wct[id], L->wgt[id], 0, {0}};
+            float *x = sl->b.x + (size_t)jb.j * 2 * L->ovox;
+            sq_aug_output out = {L->cfg.crop.on ? L->wimg[id] : x, L->wct[id], L->wgt[id], 0, {0}};
             rc = sq_augment(&L->aug, L->cfg.seed, L->epoch, jb.pos, &in, &out, &st);
-            float *xc = x + L->vox;
-            const uint8_t *ct = L->wct[id];
-            for (size_t i = 0; i < L->vox; i++)
-                xc[i] = (float)ct[i];
+            if (rc == SQ_OK) rc = write_sample(L, id, jb.pos, x, &st);
             sl->b.y[jb.j] = (float)out.dice;
             sl->b.sample[jb.j] = jb.sample;
             sl->b.position[jb.j] = jb.pos;
@@ -330,6 +378,21 @@ static void *worker_main(void *arg) {
         if (L->busy == 0 && L->qlen == 0) pthread_cond_broadcast(&L->cv_idle);
         pthread_mutex_unlock(&L->mu);
     }
+}
+
+/* The batch ring's x buffers, from the configured allocator (pinned memory on a GPU). */
+static float *ring_x_alloc(const sq_loader *L, size_t bytes) {
+    const sq_ring_allocator *a = &L->cfg.ring_alloc;
+    return a->alloc ? a->alloc(a->ctx, bytes) : sq_alloc(bytes);
+}
+
+static void ring_x_free(const sq_loader *L, float *x) {
+    const sq_ring_allocator *a = &L->cfg.ring_alloc;
+    if (!x) return;
+    if (a->alloc)
+        a->release(a->ctx, x);
+    else
+        sq_free(x);
 }
 
 void sq_loader_destroy(sq_loader *L) {
@@ -364,7 +427,7 @@ void sq_loader_destroy(sq_loader *L) {
         free(L->cache);
     }
     for (int r = 0; L->slots && r < L->cfg.ring; r++) {
-        sq_free(L->slots[r].b.x);
+        ring_x_free(L, L->slots[r].b.x);
         free(L->slots[r].b.y);
         free(L->slots[r].b.sample);
         free(L->slots[r].b.position);
@@ -373,8 +436,9 @@ void sq_loader_destroy(sq_loader *L) {
     for (int w = 0; w < L->cfg.workers; w++) {
         if (L->wgt) sq_free(L->wgt[w]);
         if (L->wct) sq_free(L->wct[w]);
+        if (L->wimg) sq_free(L->wimg[w]);
     }
-    free(L->wgt), free(L->wct);
+    free(L->wgt), free(L->wct), free(L->wimg);
     free(L->slots), free(L->queue), free(L->workers), free(L->sel), free(L->perm);
     pthread_mutex_destroy(&L->mu);
     pthread_cond_destroy(&L->cv_free);
@@ -407,6 +471,8 @@ sq_code sq_loader_create(sq_dataset *ds, const sq_loader_config *cfg, sq_loader 
     if (!cfg->augment) L->aug.fail_rate = 0;
     L->D = ds->shape[0], L->H = ds->shape[1], L->W = ds->shape[2];
     L->vox = (size_t)L->D * L->H * L->W;
+    L->ovox = cfg->crop.on ? (size_t)cfg->crop.shape[0] * cfg->crop.shape[1] * cfg->crop.shape[2]
+                           : L->vox;
     L->nsel = cfg->subset ? cfg->nsubset : ds->nsamples;
     /* known before the first epoch, so callers can plan (and resume) by steps */
     L->steps = L->nsel / (cfg->world * cfg->batch);
@@ -420,8 +486,16 @@ sq_code sq_loader_create(sq_dataset *ds, const sq_loader_config *cfg, sq_loader 
     L->workers = calloc((size_t)cfg->workers, sizeof *L->workers);
     L->wgt = calloc((size_t)cfg->workers, sizeof *L->wgt);
     L->wct = calloc((size_t)cfg->workers, sizeof *L->wct);
-    if (!L->sel || !L->perm || !L->slots || !L->queue || !L->workers || !L->wgt || !L->wct) {
+    L->wimg = calloc((size_t)cfg->workers, sizeof *L->wimg);
+    if (!L->sel || !L->perm || !L->slots || !L->queue || !L->workers || !L->wgt || !L->wct ||
+        !L->wimg) {
         rc = sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (cfg->crop.on &&
+        (cfg->crop.shape[0] < 1 || cfg->crop.shape[1] < 1 || cfg->crop.shape[2] < 1)) {
+        rc = sq_fail(st, SQ_ERR_USAGE, "loader: crop shape %dx%dx%d must be positive",
+                     cfg->crop.shape[0], cfg->crop.shape[1], cfg->crop.shape[2]);
         goto fail;
     }
     if (L->nsel < 1) {
@@ -439,7 +513,7 @@ sq_code sq_loader_create(sq_dataset *ds, const sq_loader_config *cfg, sq_loader 
     }
     for (int r = 0; r < cfg->ring; r++) {
         sq_batch *b = &L->slots[r].b;
-        b->x = sq_alloc(sizeof(float) * L->vox * 2 * (size_t)cfg->batch);
+        b->x = ring_x_alloc(L, sizeof(float) * L->ovox * 2 * (size_t)cfg->batch);
         b->y = calloc((size_t)cfg->batch, sizeof *b->y);
         b->sample = calloc((size_t)cfg->batch, sizeof *b->sample);
         b->position = calloc((size_t)cfg->batch, sizeof *b->position);
@@ -452,7 +526,8 @@ sq_code sq_loader_create(sq_dataset *ds, const sq_loader_config *cfg, sq_loader 
     for (int w = 0; w < cfg->workers; w++) {
         L->wgt[w] = sq_alloc(L->vox);
         L->wct[w] = sq_alloc(L->vox);
-        if (!L->wgt[w] || !L->wct[w]) {
+        if (cfg->crop.on) L->wimg[w] = sq_alloc(L->vox * sizeof(float));
+        if (!L->wgt[w] || !L->wct[w] || (cfg->crop.on && !L->wimg[w])) {
             rc = sq_fail(st, SQ_ERR_NOMEM, "out of memory");
             goto fail;
         }

@@ -12,7 +12,8 @@
  * workers, and the union over ranks is the same for any world size with the same W * batch.
  *
  * Batch layout: x is float32 [n][2][D][H][W] (channel 0 the image, channel 1 the contour as
- * 0/1), y is float32 [n] (the Dice recomputed after augmentation).
+ * 0/1; D, H, W the crop's shape with cfg.crop.on, else the site's), y is float32 [n] (the Dice
+ * recomputed after augmentation).
  */
 #ifndef SEGQA_DATA_LOADER_H
 #define SEGQA_DATA_LOADER_H
@@ -21,6 +22,7 @@
 #include "data/augment.h"
 #include "data/site.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -44,6 +46,32 @@ const sq_sample_ref *sq_dataset_sample(const sq_dataset *ds, int i);
 const char *sq_dataset_patient(const sq_dataset *ds, int i);
 void sq_dataset_shape(const sq_dataset *ds, int shape[3]);
 
+/* Where the batch ring's x buffers come from. NULL functions: 64-byte aligned host memory. The
+ * trainer passes the backend's page-locked memory on a GPU (nn/registry.h sq_backend_host_alloc),
+ * so a batch is copied to the device by DMA while the previous step computes (train/feed.h);
+ * src/data itself knows nothing of backends. */
+typedef struct sq_ring_allocator {
+    void *(*alloc)(void *ctx, size_t bytes); /* NULL on failure */
+    void (*release)(void *ctx, void *p);
+    void *ctx;
+} sq_ring_allocator;
+
+/* Optional crop around the training contour (`crop: contour` in the preprocessing; predict crops
+ * the same way, docs/predict.md). After augmentation on the site's full grid, the sample is the
+ * box of the augmented (possibly swapped and scaled) contour — never the GT's — grown by `margin`,
+ * its centre and size jittered by up to `jitter` of its extent when augmenting, resampled to
+ * `shape` (sq_volume_crop_box), the image re-mapped by the percentiles lo_pct/hi_pct as predict
+ * maps its crop. An empty contour takes the centre crop; an all-ones or noise one, the whole
+ * grid. y stays the Dice over the whole structure on the full grid, not over the crop. Batch x
+ * is then [n][2][shape]. */
+typedef struct sq_loader_crop {
+    int on;
+    int shape[3];  /* D, H, W of the model input */
+    double margin; /* share of the box extent per side (0.1) */
+    double jitter; /* share of the extent (0.1); used only when the loader augments */
+    double lo_pct, hi_pct;
+} sq_loader_crop;
+
 typedef struct sq_loader_config {
     int batch;   /* samples per batch (paper: 2) */
     int workers; /* augmentation threads, >= 1 */
@@ -57,6 +85,8 @@ typedef struct sq_loader_config {
     sq_aug_config aug;
     const int *subset; /* optional: sample indices to use (e.g. a fold's training set) */
     int nsubset;
+    sq_ring_allocator ring_alloc; /* optional (zeroed: host memory) */
+    sq_loader_crop crop;          /* optional (zeroed: the batch is the site's grid) */
 } sq_loader_config;
 
 /* Defaults: batch 2, 2 workers, ring 4, rank 0 of 1, augment + swap pairs + shuffle + cache on,

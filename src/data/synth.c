@@ -39,6 +39,20 @@ void sq_synth_site_variant(sq_synth_opts *o, int k, int n, char *name, size_t na
 
 enum { STREAM_CASE = 0x53594e54u /* "SYNT" */ };
 
+/* --off-centre F: the organ's in-plane centre moved towards a corner (random per case) by F times
+ * the room between its radius and the volume's edge, from its own stream so that F = 0 leaves
+ * every other draw as it was. */
+static void off_centre(const sq_synth_opts *o, int i, double ay, double ax, double *cy,
+                       double *cx) {
+    sq_rng g;
+    sq_rng_init(&g, o->seed, STREAM_CASE ^ 0x0FFCu, (uint32_t)i);
+    const double room_y = (o->shape[1] - 1) / 2.0 * o->spacing[1] - ay;
+    const double room_x = (o->shape[2] - 1) / 2.0 * o->spacing[2] - ax;
+    const double sy = sq_rng_uniform(&g) < 0.5 ? -1 : 1, sx = sq_rng_uniform(&g) < 0.5 ? -1 : 1;
+    if (room_y > 0) *cy += sy * o->off_centre * room_y;
+    if (room_x > 0) *cx += sx * o->off_centre * room_x;
+}
+
 /* image, gt and clinical JSON of case i */
 static sq_code make_case(const sq_synth_opts *o, int i, double difficulty, sq_case *c,
                          sq_status *st) {
@@ -73,6 +87,7 @@ static sq_code make_case(const sq_synth_opts *o, int i, double difficulty, sq_ca
     double cz = (D - 1) / 2.0 * o->spacing[0] + sq_rng_uniform_range(&r, -4, 4);
     double cy = (H - 1) / 2.0 * o->spacing[1] + sq_rng_uniform_range(&r, -5, 5);
     double cx = (W - 1) / 2.0 * o->spacing[2] + sq_rng_uniform_range(&r, -5, 5);
+    if (o->off_centre > 0) off_centre(o, i, ay, ax, &cy, &cx);
     double contrast = 90 * (1.0 - 0.5 * difficulty), noise = 8 + 14 * difficulty;
     double bias_amp = 0.15 + 0.2 * difficulty + o->bias_extra;
     float *img = sq_volume_f32(&c->image);

@@ -31,6 +31,9 @@ typedef struct sq_synth_opts {
     const char *site_name;  /* NULL: "synth-prostate" */
     double intensity_scale; /* scanner gain applied after normalisation (1: none) */
     double bias_extra;      /* added to the bias-field amplitude (0: none) */
+    /* 0 (default): the organ near the centre (+-5 mm); F in (0, 1]: moved in-plane towards a
+     * random corner by F times the room between its radius and the edge (crop tests). */
+    double off_centre;
 } sq_synth_opts;
 
 /* Site k of n (0-based) of a multi-site study: intensity scale 0.6..1.4, bias-field amplitude

@@ -61,6 +61,17 @@ sq_code sq_volume_crop_contour(const sq_volume *img, const sq_volume *con, int d
                                double margin, sq_volume *out_img, sq_volume *out_con,
                                sq_status *st);
 
+/* The parts of sq_volume_crop_contour, for the training loader (crop jittered by augmentation):
+ * sq_crop_box: the grown, clipped box [lo, hi] (inclusive voxel indices, z y x); 0 for an empty
+ * contour. sq_crop_box_jitter: the box's centre moved by u[a] * amount and its size scaled by
+ * 1 + u[3 + a] * amount, of its extent per axis (u in [-1, 1]), clipped to dims.
+ * sq_volume_crop_box: the resampling of [lo, hi] to d x h x w. */
+int sq_crop_box(const sq_volume *con, double margin, int lo[3], int hi[3]);
+void sq_crop_box_jitter(const int dims[3], const double u[6], double amount, int lo[3], int hi[3]);
+sq_code sq_volume_crop_box(const sq_volume *img, const sq_volume *con, const int lo[3],
+                           const int hi[3], int d, int h, int w, sq_volume *out_img,
+                           sq_volume *out_con, sq_status *st);
+
 /* Map the lo-th and hi-th percentile (e.g. 0, 99; linear interpolation between order statistics,
  * as numpy's default) to [0, 255] in place; values above the hi percentile keep the same linear
  * map. A constant image maps to 0. Reports the two percentile values. */

@@ -872,12 +872,18 @@ static sq_code scale_image_channel(sq_model *m, sq_status *st) {
     return SQ_OK;
 }
 
+sq_view sq_model_input(const sq_model *m) {
+    return m->plan_n ? sq_view_of(m->abuf, m->t[m->in_t].off) : sq_view_none();
+}
+
 sq_code sq_model_forward(sq_model *m, const float *x, float *y, sq_status *st) {
     if (!m->plan_n) return sq_fail(st, SQ_ERR_INTERNAL, "model forward: no plan (sq_model_plan)");
     sq_backend *be = m->be;
     m->loss_done = 0;
     const size_t in_n = (size_t)numel_t(m, m->in_t);
-    SQ_TRY(be->upload(be, m->abuf, m->t[m->in_t].off * sizeof(float), x, in_n * sizeof(float), st));
+    if (x)
+        SQ_TRY(be->upload(be, m->abuf, m->t[m->in_t].off * sizeof(float), x, in_n * sizeof(float),
+                          st));
     SQ_TRY(scale_image_channel(m, st));
     for (int i = 0; i < m->nops; i++) {
         double t0 = m->profile ? sq_now() : 0;

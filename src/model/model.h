@@ -133,8 +133,12 @@ size_t sq_model_arena_bytes(const sq_model *m);
  * keeps the ops and arenas; tests check that reuse with this count). */
 long sq_model_plans_built(const sq_model *m);
 
-/* x is (n, in_channels, D, H, W) on the host; y (n) receives the Dice estimates (may be NULL). */
+/* x is (n, in_channels, D, H, W) on the host; y (n) receives the Dice estimates (may be NULL).
+ * x NULL: the input is already in the model's input tensor (sq_model_input), e.g. copied there on
+ * the backend's stream by the training input pipeline (src/train/feed.h). */
 sq_code sq_model_forward(sq_model *m, const float *x, float *y, sq_status *st);
+/* The planned input tensor (n, in_channels, D, H, W) in backend memory (after sq_model_plan). */
+sq_view sq_model_input(const sq_model *m);
 /* After forward: loss = mean((y - target)^2); target (n) host. loss may be NULL. */
 sq_code sq_model_loss(sq_model *m, const float *target, float *loss, sq_status *st);
 /* After loss: zero the flat gradient buffer and back-propagate d loss into it. */

@@ -308,6 +308,26 @@ struct sq_backend {
     /* One Adam step on n flat parameters; params, m, v updated in place, grads read. */
     sq_code (*adam)(sq_backend *be, const sq_adam *p, int64_t n, sq_view params, sq_view grads,
                     sq_view m, sq_view v, sq_status *st);
+
+    /* --- optional: pinned host memory and a copy stream (the input pipeline, docs/gpu.md) ----
+     * NULL where the backend has none: the CPU backend's buffers are host memory, nothing is
+     * copied. Callers go through sq_backend_host_alloc (nn/registry.h), which falls back to
+     * aligned host memory.
+     *  - host_alloc: *out = page-locked host memory (cudaHostAlloc) of `bytes`, 64-byte aligned,
+     *    not zeroed, that upload_async reads by DMA while the compute stream runs. host_free:
+     *    NULL is a no-op.
+     *  - upload_async: host -> device on the backend's COPY stream, not the compute stream;
+     *    `src` must stay valid until an event recorded after it by copy_event_record completed.
+     *  - copy_event_record: `ev` completes when everything enqueued on the copy stream so far
+     *    has; copy_stream_wait: later copy-stream work waits for `ev` (e.g. recorded on the
+     *    compute stream by event_record); event_sync: the host waits until `ev` completed. */
+    sq_code (*host_alloc)(sq_backend *be, size_t bytes, void **out, sq_status *st);
+    void (*host_free)(sq_backend *be, void *p);
+    sq_code (*upload_async)(sq_backend *be, sq_buf *dst, size_t dst_off, const void *src,
+                            size_t bytes, sq_status *st);
+    sq_code (*copy_event_record)(sq_backend *be, void *ev, sq_status *st);
+    sq_code (*copy_stream_wait)(sq_backend *be, void *ev, sq_status *st);
+    sq_code (*event_sync)(sq_backend *be, void *ev, sq_status *st);
 };
 
 /* Backends are created by name through the registry (nn/registry.h); each has its own header

@@ -6,6 +6,7 @@
  */
 #include "nn/registry.h"
 
+#include "core/tensor.h"
 #include "nn/cpu/cpu_backend.h"
 #ifdef SEGQA_HAVE_CUDA
 #include "cuda/cuda_backend.h"
@@ -94,4 +95,29 @@ sq_backend *sq_backend_create(const char *name, const sq_backend_opts *opts, cha
         say(chosen, chosen_size, be, msg);
     }
     return be;
+}
+
+/* ---- host memory and the copy stream of the input pipeline ------------------------------------
+ */
+
+sq_code sq_backend_host_alloc(sq_backend *be, size_t bytes, void **out, sq_status *st) {
+    *out = NULL;
+    if (be && be->host_alloc) return be->host_alloc(be, bytes, out, st);
+    *out = sq_alloc(bytes ? bytes : 1);
+    if (!*out) return sq_fail(st, SQ_ERR_NOMEM, "out of host memory (%zu bytes)", bytes);
+    return SQ_OK;
+}
+
+void sq_backend_host_free(sq_backend *be, void *p) {
+    if (!p) return;
+    if (be && be->host_alloc) {
+        if (be->host_free) be->host_free(be, p);
+        return;
+    }
+    sq_free(p);
+}
+
+int sq_backend_has_copy_stream(const sq_backend *be) {
+    return be && be->upload_async && be->copy_event_record && be->copy_stream_wait &&
+           be->event_sync;
 }

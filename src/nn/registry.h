@@ -36,6 +36,14 @@ int sq_backend_name_valid(const char *name);
 sq_backend *sq_backend_create(const char *name, const sq_backend_opts *opts, char *chosen,
                               size_t chosen_size, sq_status *st);
 
+/* Host memory for buffers the backend copies from often (the loader's batch ring): page-locked
+ * through be->host_alloc where the backend has it (CUDA), else 64-byte aligned host memory. Free
+ * with sq_backend_host_free on the same backend (NULL is a no-op). */
+sq_code sq_backend_host_alloc(sq_backend *be, size_t bytes, void **out, sq_status *st);
+void sq_backend_host_free(sq_backend *be, void *p);
+/* 1 when the backend has the copy stream of the input pipeline (upload_async and its events). */
+int sq_backend_has_copy_stream(const sq_backend *be);
+
 /* 1 when this build has the CUDA backend and a GPU can be used; otherwise 0 and `why`. */
 int sq_backend_cuda_usable(char *why, size_t why_size);
 

@@ -16,6 +16,7 @@
 #include "nn/registry.h"
 #include "train/checkpoint.h"
 #include "train/calibration.h"
+#include "train/feed.h"
 #include "train/report.h"
 #include "train/splits.h"
 
@@ -47,6 +48,7 @@ sq_train_opts sq_train_opts_default(void) {
     o.comm = "auto";
     o.comm_timeout = SQ_COMM_TIMEOUT_DEFAULT;
     o.rule = SQ_ACCURACY_RULE_PAPER;
+    o.crop_margin = 0.1;
     o.model = sq_model_config_default();
     return o;
 }
@@ -63,8 +65,10 @@ typedef struct job {
     int *case_site, *case_index; /* case -> site, case index in the site */
     char (*case_key)[SQ_ID_MAX]; /* "site/case" */
     char (*patient_key)[SQ_ID_MAX];
-    int *case_fold; /* -1 when training on all data */
-    int shape[3];
+    int *case_fold;      /* -1 when training on all data */
+    int shape[3];        /* the site files' grid */
+    int in_shape[3];     /* the model's input: shape, or the crop's with --crop contour */
+    sq_loader_crop crop; /* --crop contour as the loader and the evaluator apply it */
     double spacing[3];
     sq_layout lay;
     sq_group g;
@@ -246,6 +250,65 @@ static sq_code split_fold(job *j, int fold, idx_list *train, idx_list *val, idx_
     return rc;
 }
 
+/* ---- --crop contour: the policy, as the loader, the evaluator and the checkpoint see it ------ */
+
+/* A number of the site's preprocessing JSON (the percentiles of its normalisation). */
+static double preproc_number(const job *j, const char *key, double fallback) {
+    const char *pp = sq_site_get_info(sq_dataset_site(j->ds, 0))->preprocessing;
+    cJSON *o = pp ? cJSON_Parse(pp) : NULL;
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    const double x = cJSON_IsNumber(v) ? v->valuedouble : fallback;
+    cJSON_Delete(o);
+    return x;
+}
+
+static sq_loader_crop crop_policy(const job *j) {
+    sq_loader_crop c;
+    memset(&c, 0, sizeof c);
+    if (!j->o->crop_contour) return c;
+    c.on = 1;
+    memcpy(c.shape, j->in_shape, sizeof c.shape);
+    c.margin = j->o->crop_margin;
+    c.jitter = 0.1; /* centre and size, share of the box extent (docs/predict.md) */
+    c.lo_pct = preproc_number(j, "norm_lo_percentile", 0);
+    c.hi_pct = preproc_number(j, "norm_hi_percentile", 99);
+    return c;
+}
+
+/* The model's input shape: the crop's (default: the site's) with --crop contour. */
+static sq_code input_shape(job *j, sq_status *st) {
+    memcpy(j->in_shape, j->shape, sizeof j->in_shape);
+    if (!j->o->crop_contour) return SQ_OK;
+    const int *c = j->o->crop_shape;
+    if (c[0] > 0 || c[1] > 0 || c[2] > 0) {
+        if (c[0] < 1 || c[1] < 1 || c[2] < 1)
+            return sq_fail(st, SQ_ERR_USAGE, "--crop-shape %dx%dx%d: expected DxHxW, all >= 1",
+                           c[0], c[1], c[2]);
+        memcpy(j->in_shape, c, sizeof j->in_shape);
+    }
+    if (!(j->o->crop_margin >= 0 && j->o->crop_margin <= 2))
+        return sq_fail(st, SQ_ERR_USAGE, "--crop-margin %g: expected 0..2", j->o->crop_margin);
+    j->crop = crop_policy(j);
+    return SQ_OK;
+}
+
+/* The site's preprocessing with the crop policy, as predict reads it from the checkpoint. */
+static void preproc_with_crop(const job *j, const char *pp, char *out, size_t n) {
+    cJSON *o = cJSON_Parse(pp && *pp ? pp : "{}");
+    if (!o) o = cJSON_CreateObject();
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "crop");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "crop_margin");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "shape_zyx");
+    cJSON_AddStringToObject(o, "crop", "contour");
+    cJSON_AddNumberToObject(o, "crop_margin", j->o->crop_margin);
+    const int s[3] = {j->in_shape[0], j->in_shape[1], j->in_shape[2]};
+    cJSON_AddItemToObject(o, "shape_zyx", cJSON_CreateIntArray(s, 3));
+    char *txt = cJSON_PrintUnformatted(o);
+    snprintf(out, n, "%s", txt ? txt : "{}");
+    free(txt);
+    cJSON_Delete(o);
+}
+
 /* ---- evaluation: predictions for given inputs, batched at the model's planned size ---------- */
 
 typedef struct evaluator {
@@ -283,13 +346,44 @@ static sq_code ev_flush(evaluator *e, sq_status *st) {
     return SQ_OK;
 }
 
+/* --crop contour: x (2 x in_shape) = predict's preprocessing of the site-grid image and contour
+ * (the contour's box, no jitter; sq_volume_crop_contour, then the percentile map). */
+static sq_code ev_crop_input(const job *j, const float *image, const uint8_t *contour, float *x,
+                             sq_status *st) {
+    sq_volume img, con, ci = {0}, cc = {0};
+    memset(&img, 0, sizeof img);
+    img.dtype = SQ_F32, img.d = j->shape[0], img.h = j->shape[1], img.w = j->shape[2];
+    img.data = (void *)image;
+    for (int a = 0; a < 4; a++)
+        img.affine[a][a] = 1;
+    con = img;
+    con.dtype = SQ_U8, con.data = (void *)contour;
+    const sq_loader_crop c = j->crop;
+    sq_code rc = sq_volume_crop_contour(&img, &con, c.shape[0], c.shape[1], c.shape[2], c.margin,
+                                        &ci, &cc, st);
+    if (rc == SQ_OK) rc = sq_volume_normalise_percentile(&ci, c.lo_pct, c.hi_pct, NULL, NULL, st);
+    if (rc == SQ_OK) {
+        const size_t n = sq_volume_numel(&ci);
+        memcpy(x, sq_volume_f32(&ci), n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            x[n + i] = sq_volume_u8(&cc)[i] ? 1.0f : 0.0f;
+    }
+    sq_volume_free(&ci);
+    sq_volume_free(&cc);
+    return rc;
+}
+
 /* Queue one input: the image and a binary contour. */
 static sq_code ev_add(evaluator *e, const float *image, const uint8_t *contour,
                       const sq_prediction *meta, sq_status *st) {
     float *x = e->x + (size_t)e->n * 2 * e->vox;
-    memcpy(x, image, e->vox * sizeof(float));
-    for (size_t i = 0; i < e->vox; i++)
-        x[e->vox + i] = contour[i] ? 1.0f : 0.0f;
+    if (e->j->o->crop_contour) {
+        SQ_TRY(ev_crop_input(e->j, image, contour, x, st));
+    } else {
+        memcpy(x, image, e->vox * sizeof(float));
+        for (size_t i = 0; i < e->vox; i++)
+            x[e->vox + i] = contour[i] ? 1.0f : 0.0f;
+    }
     e->meta[e->n++] = *meta;
     if (e->n == e->batch) return ev_flush(e, st);
     return SQ_OK;
@@ -300,7 +394,8 @@ static sq_code ev_add(evaluator *e, const float *image, const uint8_t *contour,
 static sq_code evaluate_cases(evaluator *e, const int *cases, int ncases, int fold, int study,
                               double naive, sq_status *st) {
     job *j = e->j;
-    uint8_t *tmp = sq_alloc(e->vox);
+    const size_t grid = (size_t)j->shape[0] * j->shape[1] * j->shape[2]; /* the site's grid */
+    uint8_t *tmp = sq_alloc(grid);
     if (!tmp) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
     sq_code rc = SQ_OK;
     for (int k = j->g.rank; k < ncases && rc == SQ_OK; k += j->g.size) {
@@ -341,7 +436,7 @@ static sq_code evaluate_cases(evaluator *e, const int *cases, int ncases, int fo
                 snprintf(p.case_id, sizeof p.case_id, "%.60s:%s", meta->id,
                          sq_category_name((sq_category)cats[f]));
                 p.category = cats[f];
-                p.target = sq_dice_u8(tmp, sq_volume_u8(&gt), e->vox);
+                p.target = sq_dice_u8(tmp, sq_volume_u8(&gt), grid);
                 rc = ev_add(e, sq_volume_f32(&img), tmp, &p, st);
             }
             if (rc == SQ_OK) {
@@ -623,7 +718,10 @@ static void ckpt_info(const job *j, long gstep, int epoch, sq_ckpt_info *info) {
     info->step = gstep;
     info->epoch = epoch;
     const char *pp = sq_site_get_info(sq_dataset_site(j->ds, 0))->preprocessing;
-    snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp ? pp : "{}");
+    if (j->o->crop_contour)
+        preproc_with_crop(j, pp, info->preproc_config, sizeof info->preproc_config);
+    else
+        snprintf(info->preproc_config, sizeof info->preproc_config, "%s", pp ? pp : "{}");
     if (j->calibration) snprintf(info->calibration, sizeof info->calibration, "%s", j->calibration);
 }
 
@@ -706,7 +804,8 @@ typedef struct fold_run {
     sq_model *m;
     sq_adam_opt *opt;
     sq_loader *L;
-    float *host; /* np or ns floats: broadcasts and host-staged all-reduce */
+    sq_feed feed; /* loader batches into the model's input (pinned + copy stream on a GPU) */
+    float *host;  /* np or ns floats: broadcasts and host-staged all-reduce */
     size_t np, ns;
     evaluator ev;
     grad_sync gs;
@@ -734,9 +833,9 @@ static sq_code fold_setup(fold_run *f, sq_status *st) {
 
     sq_model_config mc = o->model;
     mc.in_channels = 2;
-    mc.depth = j->shape[0];
-    mc.height = j->shape[1];
-    mc.width = j->shape[2];
+    mc.depth = j->in_shape[0];
+    mc.height = j->in_shape[1];
+    mc.width = j->in_shape[2];
     memcpy(mc.spacing, j->spacing, sizeof mc.spacing);
     SQ_TRY(create_backend(j, f->fold, &f->be, st));
     SQ_TRY(sq_model_create(&mc, f->be, &f->m, st));
@@ -773,6 +872,17 @@ static sq_code fold_resume(fold_run *f, sq_status *st) {
     return sq_model_set_state(f->m, f->host, st);
 }
 
+/* The loader (its batch ring pinned where the backend can) and the feed into the model. */
+static sq_code fold_loader_create(fold_run *f, sq_loader_config *lc, sq_status *st) {
+    const int *s = f->j->in_shape;
+    lc->ring_alloc = sq_feed_ring_allocator(f->be);
+    lc->crop = f->j->crop;
+    SQ_TRY(sq_loader_create(f->j->ds, lc, &f->L, st));
+    f->spe = sq_loader_steps(f->L);
+    const size_t xbytes = (size_t)lc->batch * 2 * (size_t)s[0] * s[1] * s[2] * sizeof(float);
+    return sq_feed_init(&f->feed, f->be, f->L, xbytes, st);
+}
+
 /* The loader of the fold's training shard, the evaluator, gradient and BN sync, the NaN guard. */
 static sq_code fold_pipeline(fold_run *f, sq_status *st) {
     job *j = f->j;
@@ -793,13 +903,12 @@ static sq_code fold_pipeline(fold_run *f, sq_status *st) {
         lc.aug.fail_kinds = SQ_FAIL_ALL;
     }
     if (lc.augment) lc.aug.gt_rate = (float)o->gt_rate;
-    SQ_TRY(sq_loader_create(j->ds, &lc, &f->L, st));
-    f->spe = sq_loader_steps(f->L);
+    SQ_TRY(fold_loader_create(f, &lc, st));
 
     f->ev.j = j;
     f->ev.m = f->m;
     f->ev.batch = o->batch;
-    f->ev.vox = (size_t)j->shape[0] * j->shape[1] * j->shape[2];
+    f->ev.vox = (size_t)j->in_shape[0] * j->in_shape[1] * j->in_shape[2];
     f->ev.x = sq_alloc((size_t)o->batch * 2 * f->ev.vox * sizeof(float));
     if (!f->ev.x) return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
 
@@ -828,10 +937,11 @@ static sq_code fold_step(fold_run *f, sq_batch *b, int epoch, float *loss, int *
     char cases[512];
     batch_cases(j, b, cases, sizeof cases);
     sq_code rc = nan_guard_begin(&f->ng, o, m, st);
-    if (rc == SQ_OK) rc = sq_model_forward(m, b->x, NULL, st);
+    if (rc == SQ_OK) rc = sq_feed_forward(&f->feed, m, b, st);
     if (rc == SQ_OK) rc = sq_model_loss(m, b->y, loss, st);
-    sq_loader_release(f->L, b);
+    const sq_code released = sq_feed_release(&f->feed, b, st);
     SQ_TRY(rc);
+    SQ_TRY(released);
     SQ_TRY(sq_model_backward(m, st));
     SQ_TRY(grad_sync_finish(&f->gs, m, f->np, st));
     int bad = 0;
@@ -855,14 +965,14 @@ static sq_code fold_step(fold_run *f, sq_batch *b, int epoch, float *loss, int *
 static sq_code fold_epoch_steps(fold_run *f, int epoch, int *skip, double loss_acc[2],
                                 int *interrupted, sq_status *st) {
     job *j = f->j;
-    SQ_TRY(sq_loader_start_epoch(f->L, (uint32_t)epoch, st));
+    SQ_TRY(sq_feed_start_epoch(&f->feed, (uint32_t)epoch, st));
     for (;;) {
         sq_batch *b = NULL;
-        SQ_TRY(sq_loader_next(f->L, &b, st));
+        SQ_TRY(sq_feed_next(&f->feed, &b, st));
         if (!b) return SQ_OK;
         if (*skip > 0) { /* batches done before the interruption */
             (*skip)--;
-            sq_loader_release(f->L, b);
+            SQ_TRY(sq_feed_release(&f->feed, b, st));
             continue;
         }
         float loss = 0;
@@ -982,6 +1092,7 @@ static void fold_free(fold_run *f) {
     if (f->j->g.rank == 0 && f->ng.skipped > 0)
         sq_warn("fold %d: %ld step(s) skipped for a non-finite loss or gradient (--on-nan skip)",
                 f->fold, f->ng.skipped);
+    sq_feed_free(&f->feed);
     sq_loader_destroy(f->L);
     free(f->ng.state);
     grad_sync_free(&f->gs, f->m);
@@ -1010,6 +1121,7 @@ static sq_code train_fold(job *j, int fold, int *interrupted, sq_status *st) {
     if (rc == SQ_OK) rc = fold_resume(f, st);
     if (rc == SQ_OK) rc = fold_pipeline(f, st);
     if (rc == SQ_OK) rc = fold_train(f, interrupted, st);
+    sq_feed_free(&f->feed);
     sq_loader_destroy(f->L); /* its reader thread owns HDF5: the test reads through ev */
     f->L = NULL;
     rc = fold_test(f, rc, *interrupted, st);
@@ -1198,6 +1310,7 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
         rc = build_cases(&j, st);
     }
     if (rc == SQ_OK) rc = load_calibration(&j, st);
+    if (rc == SQ_OK) rc = input_shape(&j, st);
     if (rc == SQ_OK && w->rank == 0) rc = sq_mkdirs(o->run_dir, st);
     if (rc == SQ_OK && w->rank == 0 && o->config) {
         char path[SQ_PATH_MAX];

@@ -61,7 +61,14 @@ typedef struct sq_train_opts {
     int on_nan_skip;     /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
     const char *calibration_path; /* calibration.json to store in every checkpoint ("": none) */
     sq_accuracy_rule rule;
-    sq_model_config model; /* input shape and spacing are taken from the site files */
+    /* --crop contour (docs/predict.md "Crop policy"): every sample, in training (after
+     * augmentation, box jittered) and in evaluation, is the box of its contour grown by
+     * crop_margin, resampled to crop_shape (zeros: the site's shape) and re-normalised as predict
+     * does; the checkpoint stores the policy. 0: the site's grid as stored (centre crop). */
+    int crop_contour;
+    int crop_shape[3];
+    double crop_margin;
+    sq_model_config model; /* input shape (or crop_shape) and spacing from the site files */
     const cJSON *config;   /* resolved options, saved as run_dir/config.json (may be NULL) */
 } sq_train_opts;
 

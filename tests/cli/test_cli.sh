@@ -83,5 +83,16 @@ expect check-runs 0 'all checks passed' -- "$SEGQA" check --data "$data_dir"
 expect check-rng 0 '^rng +PASS' -- "$SEGQA" check --data "$data_dir"
 expect quiet-flag 0 'all checks passed' -- "$SEGQA" check -q --data "$data_dir"
 
+# bench train --loader: the loader-fed step against synthetic input, one row per worker count
+# (speed is not asserted here: the ratio is the benchmark's figure); --device cuda without a GPU
+# says so and exits 77 (skipped).
+expect bench-loader-cpu 0 '^\| 1 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$' -- "$SEGQA" bench train --loader --shape 16x24x16 --spacing 2x1x1 --steps 2 --warmup 1 --workers 1 --threads 1
+cp "$tmp/out" "$tmp/loader.out"
+expect bench-loader-cpu-verdict 0 'within 10 %: (met|NOT met) with' -- cat "$tmp/loader.out"
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+    expect bench-loader-cuda-no-gpu 77 '^SKIPPED: --device cuda: no usable GPU on this machine \(.+\); nothing measured' -- "$SEGQA" bench train --loader --device cuda --steps 1
+fi
+expect bench-loader-infer 2 '--loader is an option of bench train' -- "$SEGQA" bench infer --loader
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
