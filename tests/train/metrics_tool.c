@@ -85,8 +85,11 @@ int main(int argc, char **argv) {
         }
     }
     if (!y || !p || !fold) return 1;
-    if (mode == 1) return bands_main(y, p, n);
-    if (mode == 2) return conformal_main(y, p, fold, n, atof(argv[2]));
+    if (mode) {
+        int rc = mode == 1 ? bands_main(y, p, n) : conformal_main(y, p, fold, n, atof(argv[2]));
+        free(y), free(p), free(fold);
+        return rc;
+    }
     sq_metrics m;
     sq_status st;
     if (sq_metrics_compute(y, p, n, SQ_ACCURACY_RULE_PAPER, &m, &st) != SQ_OK) {
