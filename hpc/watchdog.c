@@ -22,6 +22,10 @@ void sq_watchdog_configure(double timeout_s, int world_rank, int group) {
     g_group = group;
 }
 
+void sq_watchdog_set_timeout(double timeout_s) {
+    if (timeout_s > 0) g_timeout = timeout_s;
+}
+
 double sq_watchdog_timeout(void) {
     return g_timeout;
 }

@@ -25,6 +25,8 @@
  * default. Called once per job (and again with the group when it is known). */
 void sq_watchdog_configure(double timeout_s, int world_rank, int group);
 double sq_watchdog_timeout(void);
+/* Change the deadline only (e.g. for a rendezvous that legitimately waits longer). */
+void sq_watchdog_set_timeout(double timeout_s);
 /* The training step in progress (named in the fault line); -1 before training. */
 void sq_watchdog_set_step(long step);
 long sq_watchdog_step(void);

@@ -167,8 +167,8 @@ static sq_code write_figures(const char *run_dir, const sq_report_summary *s, sq
              "set datafile separator ','\nset key left top\nset xlabel 'true Dice'\n"
              "set ylabel 'estimated Dice'\nset xrange [0:1]\nset yrange [0:1]\nset size square\n"
              "set grid\nset title 'segqa: estimated vs true Dice (test folds)'\n"
-             "set arrow from 0.5,0 to 0.5,1 nohead dt 3 lc 'gray'\n"
-             "set arrow from 0.85,0 to 0.85,1 nohead dt 3 lc 'gray'\n"
+             "set arrow from 0.5,0 to 0.5,1 nohead dt 3 lw 1.5 lc rgb 'gray40'\n"
+             "set arrow from 0.85,0 to 0.85,1 nohead dt 3 lw 1.5 lc rgb 'gray40'\n"
              "set label 'Dice bands [0, 0.5) [0.5, 0.85) [0.85, 1]' at 0.02,0.03 tc 'gray'\n"
              "plot x title 'x = y' lt -1 dt 2, \\\n");
     size_t w = strlen(script);

@@ -1262,6 +1262,29 @@ static sq_code write_calibration(const job *j, const sq_prediction *all, int nal
     return rc == SQ_OK ? write_coverage(j, all, nall, st) : rc;
 }
 
+/* The end-of-job rendezvous (the interrupted flag, then the gathers) also waits for the ranks
+ * that still train: with W < K folds go round robin, and a rank with fewer folds waits for the
+ * others' last fold, which can take far longer than --comm-timeout (a 20-epoch fold did: exit
+ * 76). Its deadline is --comm-timeout plus 3x this rank's own time per fold for every fold the
+ * busiest rank has beyond this one's (the folds have the same schedule), so a hang is still
+ * caught, just later. */
+static void finish_deadline(const job *j, double train_seconds) {
+    const sq_train_opts *o = j->o;
+    int most = 0;
+    for (int r = 0; r < j->w->size; r++) {
+        sq_layout l;
+        sq_status s;
+        if (sq_layout_plan(j->w->size, o->nfolds, r, &l, &s) == SQ_OK && l.nmine > most)
+            most = l.nmine;
+    }
+    if (most <= j->lay.nmine || j->lay.nmine < 1) return;
+    double per_fold = train_seconds / j->lay.nmine;
+    double base = o->comm_timeout > 0 ? o->comm_timeout : SQ_COMM_TIMEOUT_DEFAULT;
+    sq_watchdog_set_timeout(base + 3.0 * per_fold * (most - j->lay.nmine));
+    sq_debug("rank %d: %d fold(s) to wait for, end-of-job deadline %.0f s", j->w->rank,
+             most - j->lay.nmine, sq_watchdog_timeout());
+}
+
 /* Gather the validation study of every fold and write run_dir/validation/ (its own
  * predictions.csv, metrics.json with bands and categories, and figures) on world rank 0. */
 static sq_code write_validation_report(job *j, sq_status *st) {
@@ -1344,8 +1367,10 @@ sq_code sq_train_run(const sq_train_opts *o, const sq_world *w, sq_status *st) {
                 j.ncases, j.nsamples, j.shape[0], j.shape[1], j.shape[2], w->size,
                 o->nfolds ? "cross-validation" : "training on all data");
     int interrupted = 0;
+    const double t_train = sq_now();
     for (int i = 0; rc == SQ_OK && i < j.lay.nmine && !interrupted; i++)
         rc = train_fold(&j, j.lay.mine[i], &interrupted, st);
+    if (rc == SQ_OK) finish_deadline(&j, sq_now() - t_train);
     if (rc != SQ_OK) {
         sq_context(st, "rank %d", w->rank);
         job_free(&j);

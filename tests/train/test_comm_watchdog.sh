@@ -30,6 +30,13 @@ if [ $rc -eq 2 ] && grep -q -- "--comm nccl: needs --device cuda (backend is cpu
    [ "$(wc -l < "$tmp/bad.log")" -eq 1 ]; then ok "--comm nccl on the CPU: one line, exit 2"
 else bad "--comm nccl on the CPU: exit $rc, $(cat "$tmp/bad.log")"; fi
 
+# round robin (2 ranks, 3 folds): rank 1 has one fold fewer and waits at the end for rank 0's last
+# fold, far longer than --comm-timeout 0.3 here; that wait is not a fault (it was: exit 76)
+"${mpirun[@]}" -np 2 "$segqa" cv "$tmp/site.h5" -o "$tmp/rr" --folds 3 --epochs 3 "${net[@]}" --comm-timeout 0.3 >"$tmp/rr.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && ! grep -q "comm fault" "$tmp/rr.log"; then ok "W < K round robin: the rank with fewer folds waits past --comm-timeout, exit 0"
+else bad "W < K round robin: exit $rc, $(grep -m1 "comm fault" "$tmp/rr.log")"; fi
+
 # control: the same job without a stopped rank completes
 "${mpirun[@]}" -np 2 "$segqa" train "$tmp/site.h5" -o "$tmp/ctl" --epochs 2 "${net[@]}" >"$tmp/ctl.log" 2>&1
 rc=$?
