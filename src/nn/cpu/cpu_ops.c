@@ -6,6 +6,7 @@
 #include "nn/cpu/cpu.h"
 
 #include <float.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -13,8 +14,7 @@
 
 #define NT num_threads(sq_cpu_of(be)->threads)
 
-/* The activation kernels work on 4-float GCC vectors (SSE on the x86-64 baseline, whatever the
- * compiler flags) so that they vectorise; masks replace branches. */
+/* PReLU works on 4-float GCC vectors; masks replace branches. */
 typedef float v4 __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
 typedef float v4u __attribute__((vector_size(16), aligned(4), may_alias));
@@ -23,87 +23,30 @@ static inline v4 vsel(v4i m, v4 a, v4 b) {
     return (v4)((m & (v4i)a) | (~m & (v4i)b));
 }
 
-/* exp: Cephes-style range reduction + degree-6 polynomial (about 2 ulp), round-to-nearest by the
- * 1.5 * 2^23 trick, 2^n built in the exponent bits. */
-static inline v4 vexp(v4 x) {
-    const v4 hi = (v4){0} + 88.0f, lo = (v4){0} - 87.0f, magic = (v4){0} + 12582912.0f;
-    x = vsel(x > hi, hi, x);
-    x = vsel(x < lo, lo, x);
-    const v4 tm = x * 1.44269504088896341f + magic;
-    const v4i n = (v4i)tm - (v4i)magic;
-    const v4 fn = tm - magic;
-    const v4 r = (x - fn * 0.693359375f) - fn * -2.12194440e-4f;
-    v4 p = (v4){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const v4 e = p * r * r + r + 1.0f;
-    return e * (v4)((n + 127) << 23);
-}
+/* BatchNorm and activation kernels (act_kernels.h), once per ISA; KERN picks the backend's. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int v8i __attribute__((vector_size(32)));
 
-static inline v4 vsig(v4 z) {
-    return 1.0f / (1.0f + vexp(-z));
-}
+#define AK_RBLOCK 2048
 
-static inline v4 vact(sq_act a, v4 z) {
-    switch (a) {
-    case SQ_ACT_RELU: return (v4)((v4i)z & (z > 0.0f));
-    case SQ_ACT_SIGMOID: return vsig(z);
-    case SQ_ACT_SWISH: return z * vsig(z);
-    default: return z;
-    }
-}
+#define AK_SUFFIX       avx2
+#define AK_TARGET       __attribute__((target("avx2,fma")))
+#define AK_FMA(a, b, c) ((v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#include "nn/cpu/act_kernels.h"
+#undef AK_SUFFIX
+#undef AK_TARGET
+#undef AK_FMA
 
-/* dy * act'(z) */
-static inline v4 vactd(sq_act a, v4 z, v4 dy) {
-    switch (a) {
-    case SQ_ACT_RELU: return (v4)((v4i)dy & (z > 0.0f));
-    case SQ_ACT_SIGMOID: {
-        const v4 sg = vsig(z);
-        return dy * sg * (1.0f - sg);
-    }
-    case SQ_ACT_SWISH: {
-        const v4 sg = vsig(z);
-        return dy * sg * (1.0f + z * (1.0f - sg));
-    }
-    default: return dy;
-    }
-}
+#define AK_SUFFIX portable
+#define AK_TARGET
+#define AK_FMA(a, b, c) ((a) * (b) + (c))
+#include "nn/cpu/act_kernels.h"
+#undef AK_SUFFIX
+#undef AK_TARGET
+#undef AK_FMA
 
-static inline v4 vload_part(const float *p, size_t n) {
-    v4 v = {0};
-    memcpy(&v, p, n * sizeof(float));
-    return v;
-}
-
-/* y[i] = act(x[i] * sa + sb); y may equal x. */
-static void act_apply(sq_act a, float *y, const float *x, size_t n, float sa, float sb) {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        *(v4u *)(y + i) = vact(a, *(const v4u *)(x + i) * sa + sb);
-    if (i < n) {
-        const v4 r = vact(a, vload_part(x + i, n - i) * sa + sb);
-        memcpy(y + i, &r, (n - i) * sizeof(float));
-    }
-}
-
-/* g[i] = dy[i] * act'(z) with z = x[i] * sa + sb; g may equal dy. */
-static void act_grad(sq_act a, float *g, const float *dy, const float *x, size_t n, float sa,
-                     float sb) {
-    size_t i = 0;
-    if (a == SQ_ACT_NONE) {
-        if (g != dy) memmove(g, dy, n * sizeof(float));
-        return;
-    }
-    for (; i + 4 <= n; i += 4)
-        *(v4u *)(g + i) = vactd(a, *(const v4u *)(x + i) * sa + sb, *(const v4u *)(dy + i));
-    if (i < n) {
-        const v4 r = vactd(a, vload_part(x + i, n - i) * sa + sb, vload_part(dy + i, n - i));
-        memcpy(g + i, &r, (n - i) * sizeof(float));
-    }
-}
+#define KERN(be, name) (sq_cpu_of(be)->isa == SQ_ISA_AVX2 ? name##_avx2 : name##_portable)
 
 #define CHUNK 16384 /* elements per task of the element-wise loops */
 
@@ -136,22 +79,6 @@ static double sumsq_dev(const float *x, size_t n, float m) {
         s += part;
     }
     return s;
-}
-
-/* *sg += sum g, *sgx += sum g * (x - mean) * invstd */
-static void sum_g_gx(const float *g, const float *x, size_t n, float mean, float invstd, double *sg,
-                     double *sgx) {
-    for (size_t lo = 0; lo < n; lo += RBLOCK) {
-        const size_t hi = lo + RBLOCK < n ? lo + RBLOCK : n;
-        float a0 = 0.0f, a1 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1)
-        for (size_t i = lo; i < hi; i++) {
-            a0 += g[i];
-            a1 += g[i] * ((x[i] - mean) * invstd);
-        }
-        *sg += a0;
-        *sgx += a1;
-    }
 }
 
 /* ---- BatchNorm ----------------------------------------------------------------------------- */
@@ -193,6 +120,50 @@ static sq_code bn_sync_stats(sq_backend *be, const sq_bn *p, const float *px, do
     return p->sync->sum(p->sync->ctx, be, sb, (size_t)(C + 1) * sizeof(double), C, st);
 }
 
+/* Local training statistics of channel c in one pass: sums of x - k and (x - k)^2 with k the
+ * channel's first element (close enough to the mean that the difference loses nothing in
+ * double); *mean and *ss (sum of squared deviations) over M = N*D*H*W elements. */
+static void bn_local_stats(sq_backend *be, const float *px, sq_shape5 s, int c, double *mean,
+                           double *ss) {
+    const size_t S = (size_t)s.d * s.h * s.w;
+    const double M = (double)s.n * (double)S;
+    const float k = px[(size_t)c * S];
+    double s1 = 0.0, s2 = 0.0;
+    for (int n = 0; n < s.n; n++)
+        KERN(be, sum_shifted)(px + ((size_t)n * s.c + c) * S, S, k, &s1, &s2);
+    *mean = k + s1 / M;
+    *ss = s2 - s1 * (s1 / M);
+    if (*ss < 0.0) *ss = 0.0;
+}
+
+/* Mean and 1/sqrt(var + eps) of channel c (training: batch statistics, running ones updated). */
+static void bn_channel_stats(sq_backend *be, const sq_bn *p, const float *px, const double *acc,
+                             int c, float *prm, float *prv, float *mean, float *invstd) {
+    const sq_shape5 s = p->shape;
+    if (!p->training) {
+        *mean = prm[c];
+        *invstd = (float)(1.0 / sqrt((double)prv[c] + p->eps));
+        return;
+    }
+    double M, mu, ss;
+    if (acc) {
+        M = acc[s.c];
+        mu = acc[c] / M;
+        ss = acc[s.c + 1 + c];
+    } else {
+        M = (double)s.n * (double)s.d * s.h * s.w;
+        bn_local_stats(be, px, s, c, &mu, &ss);
+    }
+    const double var = ss / M;
+    *mean = (float)mu;
+    *invstd = (float)(1.0 / sqrt(var + p->eps));
+    if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * *mean;
+    if (prv) {
+        const double unb = M > 1 ? ss / (M - 1) : var;
+        prv[c] = (1.0f - p->momentum) * prv[c] + p->momentum * (float)unb;
+    }
+}
+
 static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
                       sq_view running_mean, sq_view running_var, sq_view residual, sq_view y,
                       sq_view save_mean, sq_view save_invstd, sq_status *st) {
@@ -204,7 +175,6 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
           *psm = sq_cpu_f(save_mean), *psi = sq_cpu_f(save_invstd);
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
-    const sq_act act = p->act;
     double *acc = NULL; /* group statistics (synchronised BN only), in the backend's stats buffer */
     if (p->training && p->sync) {
         SQ_TRY(sq_cpu_stats_reserve(be, 2 * (size_t)C + 1, &acc, st));
@@ -214,51 +184,27 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++) {
         float mean, invstd;
-        if (p->training) {
-            double M, sum, ss;
-            if (acc) {
-                M = acc[C];
-                sum = acc[c];
-                ss = acc[C + 1 + c];
-            } else {
-                M = (double)s.n * (double)S;
-                sum = ch_sum(px, s, c);
-                ss = ch_sumsq_dev(px, s, c, (float)(sum / M));
-            }
-            const double var = ss / M;
-            mean = (float)(sum / M);
-            invstd = (float)(1.0 / sqrt(var + p->eps));
-            if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * mean;
-            if (prv) {
-                const double unb = M > 1 ? ss / (M - 1) : var;
-                prv[c] = (1.0f - p->momentum) * prv[c] + p->momentum * (float)unb;
-            }
-        } else {
-            mean = prm[c];
-            invstd = (float)(1.0 / sqrt((double)prv[c] + p->eps));
-        }
+        bn_channel_stats(be, p, px, acc, c, prm, prv, &mean, &invstd);
         if (psm) psm[c] = mean;
         if (psi) psi[c] = invstd;
         const float a = (pg ? pg[c] : 1.0f) * invstd;
         const float b = (pb ? pb[c] : 0.0f) - mean * a;
         for (int n = 0; n < s.n; n++) {
             const size_t o = ((size_t)n * C + c) * S;
-            const float *xp = px + o;
-            float *yp = py + o;
-            act_apply(act, yp, xp, S, a, b);
-            if (pr) {
-                const float *rp = pr + o;
-#pragma omp simd
-                for (size_t i = 0; i < S; i++)
-                    yp[i] += rp[i];
-            }
+            KERN(be, act_apply)(p->act, py + o, px + o, pr ? pr + o : NULL, S, a, b);
         }
     }
     return SQ_OK;
 }
 
-/* bn_bwd pass 1 for channel c: g' = dy * act'(z) into dx (or a scratch plane); *sg = sum g',
- * *sgx = sum g' * xhat; dgamma/dbeta accumulated (they stay local: the all-reduce sums them). */
+/* Whether bn_bwd keeps g' = dy * act'(z) in dx between its passes (sigmoid and swish, whose
+ * derivative costs more than a write and a read) or recomputes it from dy and x (none, ReLU). */
+static int bn_keeps_g(sq_act a) {
+    return a == SQ_ACT_SIGMOID || a == SQ_ACT_SWISH;
+}
+
+/* bn_bwd pass 1 for channel c: *sg = sum g', *sgx = sum g' * xhat (g' kept in dx where
+ * bn_keeps_g); dgamma/dbeta accumulated (they stay local: the all-reduce sums them). */
 static void bn_bwd_pass1(sq_backend *be, const sq_bn *p, int c, const float *px, const float *pg,
                          const float *pb, const float *psm, const float *psi, const float *pdy,
                          float *pdx, float *pdg, float *pdb, double *sg, double *sgx) {
@@ -266,34 +212,34 @@ static void bn_bwd_pass1(sq_backend *be, const sq_bn *p, int c, const float *px,
     const size_t S = (size_t)s.d * s.h * s.w;
     const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
     const float sa = g * invstd, sb = bt - mean * sa;
+    const int keep = pdx && bn_keeps_g(p->act);
     *sg = 0.0;
     *sgx = 0.0;
     for (int n = 0; n < s.n; n++) {
         const size_t o = ((size_t)n * s.c + c) * S;
-        float *gp = pdx ? pdx + o : sq_cpu_of(be)->scratch[omp_get_thread_num()].p;
-        const float *xp = px + o;
-        act_grad(p->act, gp, pdy + o, xp, S, sa, sb);
-        sum_g_gx(gp, xp, S, mean, invstd, sg, sgx);
+        KERN(be, bn_grad_sums)
+        (p->act, keep ? pdx + o : NULL, pdy + o, px + o, S, sa, sb, mean, invstd, sg, sgx);
     }
     if (pdg) pdg[c] += (float)*sgx;
     if (pdb) pdb[c] += (float)*sg;
 }
 
 /* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)), means over M elements */
-static void bn_bwd_pass2(const sq_bn *p, int c, const float *px, const float *pg, const float *psm,
-                         const float *psi, float *pdx, double sg, double sgx, double M) {
+static void bn_bwd_pass2(sq_backend *be, const sq_bn *p, int c, const float *px, const float *pg,
+                         const float *pb, const float *psm, const float *psi, const float *pdy,
+                         float *pdx, double sg, double sgx, double M) {
     const sq_shape5 s = p->shape;
     const size_t S = (size_t)s.d * s.h * s.w;
-    const float mean = psm[c], invstd = psi[c], k = (pg ? pg[c] : 1.0f) * invstd;
+    const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
+    const float sa = g * invstd, sb = bt - mean * sa, k = g * invstd;
     const float mg = p->training ? (float)(sg / M) : 0.0f;
     const float mgx = p->training ? (float)(sgx / M) : 0.0f;
+    const int keep = bn_keeps_g(p->act);
     for (int n = 0; n < s.n; n++) {
         const size_t o = ((size_t)n * s.c + c) * S;
-        float *dp = pdx + o;
-        const float *xp = px + o;
-#pragma omp simd
-        for (size_t i = 0; i < S; i++)
-            dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
+        KERN(be, bn_grad_apply)
+        (p->act, pdx + o, keep ? pdx + o : NULL, pdy + o, px + o, S, sa, sb, mean, invstd, k, mg,
+         mgx);
     }
 }
 
@@ -307,14 +253,13 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     float *pdx = sq_cpu_f(dx), *pdg = sq_cpu_f(dgamma), *pdb = sq_cpu_f(dbeta);
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
-    if (!pdx) SQ_TRY(sq_cpu_scratch_reserve(sq_cpu_of(be), S, st));
     if (!(pdx && p->training && p->sync)) { /* local: both passes per channel, data in cache */
         const double M = (double)s.n * (double)S;
 #pragma omp parallel for schedule(dynamic, 1) NT
         for (int c = 0; c < C; c++) {
             double sg, sgx;
             bn_bwd_pass1(be, p, c, px, pg, pb, psm, psi, pdy, pdx, pdg, pdb, &sg, &sgx);
-            if (pdx) bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sg, sgx, M);
+            if (pdx) bn_bwd_pass2(be, p, c, px, pg, pb, psm, psi, pdy, pdx, sg, sgx, M);
         }
         return SQ_OK;
     }
@@ -329,7 +274,8 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     if (rc == SQ_OK) {
 #pragma omp parallel for schedule(dynamic, 1) NT
         for (int c = 0; c < C; c++)
-            bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sums[c], sums[C + c], sums[2 * C]);
+            bn_bwd_pass2(be, p, c, px, pg, pb, psm, psi, pdy, pdx, sums[c], sums[C + c],
+                         sums[2 * C]);
     }
     return rc == SQ_OK ? SQ_OK : sq_context(st, "bn_bwd: synchronised sums");
 }
@@ -344,7 +290,7 @@ static sq_code act_fwd(sq_backend *be, sq_act act, int64_t n, sq_view x, sq_view
 #pragma omp parallel for schedule(static) NT
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t lo = t * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
-        act_apply(act, py + lo, px + lo, (size_t)len, 1.0f, 0.0f);
+        KERN(be, act_apply)(act, py + lo, px + lo, NULL, (size_t)len, 1.0f, 0.0f);
     }
     return SQ_OK;
 }
@@ -358,7 +304,7 @@ static sq_code act_bwd(sq_backend *be, sq_act act, int64_t n, sq_view x, sq_view
 #pragma omp parallel for schedule(static) NT
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t lo = t * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
-        act_grad(act, pdx + lo, pdy + lo, px + lo, (size_t)len, 1.0f, 0.0f);
+        KERN(be, act_grad)(act, pdx + lo, pdy + lo, px + lo, (size_t)len, 1.0f, 0.0f);
     }
     return SQ_OK;
 }
