@@ -11,4 +11,8 @@
 int sq_bench_infer_per_case(const sq_model_config *c, const char *device, int threads,
                             long long warmup, long long steps, double target_ms);
 
+/* OpenBLAS cblas_sgemm 1536^3 on `threads` threads, best of 3 after one warm-up: the FLOP limit of
+ * this machine that `bench ops` and `bench train|infer` report against (GFLOP/s). */
+double sq_bench_sgemm_gflops(int threads);
+
 #endif

@@ -9,6 +9,7 @@
  * Times are the best of --repeat runs after a warm-up call, each synchronised. Writes the table as
  * Markdown to --out when given.
  */
+#include "bench.h"
 #include "cli.h"
 
 #include "core/fileio.h"
@@ -281,7 +282,7 @@ static sq_conv3d conv_of(int n, int c, int d, int h, int w, int cout, int k, int
     return p;
 }
 
-static double measure_sgemm(int threads) {
+double sq_bench_sgemm_gflops(int threads) {
     openblas_set_num_threads(threads);
     const int n = 1536;
     float *a = sq_alloc((size_t)n * n * 4), *bm = sq_alloc((size_t)n * n * 4),
@@ -527,7 +528,7 @@ static sq_code measure_limits(bench *b, int threads, sq_status *st) {
     }
 #endif
     (void)st;
-    b->peak_gflops = measure_sgemm(threads);
+    b->peak_gflops = sq_bench_sgemm_gflops(threads);
     b->copy_gbs =
         measure_copy(threads, b->be->buf_host(b->be, b->A), b->be->buf_host(b->be, b->B), b->big);
     return SQ_OK;
