@@ -30,6 +30,12 @@
 
 #define NT num_threads(sq_cpu_of(be)->threads)
 
+/* oneDNN's sgemm runs sequentially inside an active parallel region, but a team of one thread is
+ * not active: there it would open a nested region of omp_get_max_threads() threads, and the
+ * results would depend on the thread count. Setting this task's thread count to 1 keeps every
+ * tile's sgemm sequential in any team. */
+#define SEQUENTIAL_SGEMM() omp_set_num_threads(1)
+
 /* Columns per tile: forward / backward data (their K is a channel count, so a tile is small and
  * streams), and weight gradient (its K is the columns, long tiles amortise the partials). Both are
  * multiples of 16 floats, so every tile starts 64-byte aligned within a plane. */
@@ -86,6 +92,7 @@ sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vie
     int bad = 0;
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < t.count; i++) {
+        SEQUENTIAL_SGEMM();
         size_t c0, len;
         const int n = tile_range(&t, i, &c0, &len);
         const float *xt = px + (size_t)n * Cin * t.S + c0;
@@ -111,6 +118,7 @@ static sq_code bwd_data(sq_backend *be, const sq_conv3d *p, const float *pw, con
     int bad = 0;
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < t.count; i++) {
+        SEQUENTIAL_SGEMM();
         size_t c0, len;
         const int n = tile_range(&t, i, &c0, &len);
         bad |= dnnl_sgemm('T', 'N', Cin, (dnnl_dim_t)len, Cout, 1.0f, pw, Cin,
@@ -163,6 +171,7 @@ static sq_code bwd_weights(sq_backend *be, const sq_conv3d *p, const float *px, 
     int bad = 0;
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < t.count; i++) {
+        SEQUENTIAL_SGEMM();
         size_t c0, len;
         const int n = tile_range(&t, i, &c0, &len);
         bad |= dnnl_sgemm('N', 'T', Cout, Cin, (dnnl_dim_t)len, 1.0f,
@@ -279,6 +288,7 @@ sq_code sq_cpu_im2col_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < g.count; i++) {
         float *P = cs->scratch[omp_get_thread_num()].p;
+        SEQUENTIAL_SGEMM();
         size_t c0, len;
         const int n = gather_tile(p, &g, px, i, P, &c0, &len);
         float *yt = py + (size_t)n * Cout * g.So + c0;
@@ -309,6 +319,7 @@ static sq_code im2col_bwd_weights(sq_backend *be, const sq_conv3d *p, const floa
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < g.count; i++) {
         float *P = cs->scratch[omp_get_thread_num()].p;
+        SEQUENTIAL_SGEMM();
         size_t c0, len;
         const int n = gather_tile(p, &g, px, i, P, &c0, &len);
         bad |= dnnl_sgemm('N', 'T', Cout, g.kp, (dnnl_dim_t)len, 1.0f,

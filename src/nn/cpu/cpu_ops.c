@@ -636,37 +636,38 @@ static sq_code fuse_bwd(sq_backend *be, sq_shape5 s, int k, const sq_view *xs, s
         pdx[i] = sq_cpu_f(dxs[i]);
         a[i] = r[i] / T;
     }
-    /* one pass: dx_i = a_i dy, and per-chunk partial sums D_i = sum dy * x_i (in double) */
+    /* one pass: dx_i = a_i dy, and per-chunk partial sums D_i = sum dy * x_i, kept per chunk and
+     * added in chunk order (in double), so the result does not depend on the thread count */
     const int64_t tasks = (n + CHUNK - 1) / CHUNK;
     double D[FUSE_KMAX] = {0};
-#pragma omp parallel NT
-    {
-        double Dl[FUSE_KMAX] = {0};
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tasks; t++) {
-            const int64_t lo = t * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-            for (int i = 0; i < k; i++) {
-                const float *x = px[i];
-                float *dx = pdx[i];
-                const float ai = a[i];
-                float acc = 0.0f;
-                if (dx) {
+    double *part = pdw ? malloc((size_t)tasks * FUSE_KMAX * sizeof *part) : NULL;
+    if (pdw && !part)
+        return sq_fail(st, SQ_ERR_NOMEM, "fuse_bwd: out of memory (%lld chunks)", (long long)tasks);
+#pragma omp parallel for schedule(static) NT
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t lo = t * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        for (int i = 0; i < k; i++) {
+            const float *x = px[i];
+            float *dx = pdx[i];
+            const float ai = a[i];
+            float acc = 0.0f;
+            if (dx) {
 #pragma omp simd
-                    for (int64_t j = lo; j < hi; j++)
-                        dx[j] = ai * pdy[j];
-                }
-                if (pdw) {
+                for (int64_t j = lo; j < hi; j++)
+                    dx[j] = ai * pdy[j];
+            }
+            if (part) {
 #pragma omp simd reduction(+ : acc)
-                    for (int64_t j = lo; j < hi; j++)
-                        acc += pdy[j] * x[j];
-                    Dl[i] += acc;
-                }
+                for (int64_t j = lo; j < hi; j++)
+                    acc += pdy[j] * x[j];
+                part[t * FUSE_KMAX + i] = acc;
             }
         }
-#pragma omp critical
-        for (int i = 0; i < k; i++)
-            D[i] += Dl[i];
     }
+    for (int64_t t = 0; part && t < tasks; t++)
+        for (int i = 0; i < k; i++)
+            D[i] += part[t * FUSE_KMAX + i];
+    free(part);
     if (!pdw) return SQ_OK;
     /* dL/dr_i = (D_i - sum_j r_j D_j / T) / T */
     double mix = 0.0;
