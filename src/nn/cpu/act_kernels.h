@@ -123,29 +123,6 @@ AK_INLINE float AKN(hsum)(v8 v) {
     return s;
 }
 
-/* Single-pass statistics: *s1 += sum (x - k), *s2 += sum (x - k)^2 (k a shift near the mean). */
-static AK_TARGET void AKN(sum_shifted)(const float *x, size_t n, float k, double *s1, double *s2) {
-    const v8 vk = (v8){0} + k;
-    for (size_t lo = 0; lo < n; lo += AK_RBLOCK) {
-        const size_t hi = lo + AK_RBLOCK < n ? lo + AK_RBLOCK : n;
-        v8 a1 = {0}, a2 = {0};
-        size_t i = lo;
-        for (; i + 8 <= hi; i += 8) {
-            const v8 d = AK_LD(x + i) - vk;
-            a1 += d;
-            a2 = AK_FMA(d, d, a2);
-        }
-        if (i < hi) {
-            v8 d = AKN(vload_part)(x + i, hi - i) - vk;
-            d = AKN(vsel)(AKN(lane_lt)(hi - i), d, (v8){0});
-            a1 += d;
-            a2 = AK_FMA(d, d, a2);
-        }
-        *s1 += AKN(hsum)(a1);
-        *s2 += AKN(hsum)(a2);
-    }
-}
-
 /* *sg += sum g', *sgx += sum g' * (x - mean) * invstd, with g' = dy * act'(x * sa + sb); where
  * gout is not NULL, g' is stored there too (gout may equal dy). */
 static AK_TARGET void AKN(bn_grad_sums)(sq_act a, float *gout, const float *dy, const float *x,

@@ -121,22 +121,6 @@ static sq_code bn_sync_stats(sq_backend *be, const sq_bn *p, const float *px, do
     return p->sync->sum(p->sync->ctx, be, sb, (size_t)(C + 1) * sizeof(double), C, st);
 }
 
-/* Local training statistics of channel c in one pass: sums of x - k and (x - k)^2 with k the
- * channel's first element (close enough to the mean that the difference loses nothing in
- * double); *mean and *ss (sum of squared deviations) over M = N*D*H*W elements. */
-static void bn_local_stats(sq_backend *be, const float *px, sq_shape5 s, int c, double *mean,
-                           double *ss) {
-    const size_t S = (size_t)s.d * s.h * s.w;
-    const double M = (double)s.n * (double)S;
-    const float k = px[(size_t)c * S];
-    double s1 = 0.0, s2 = 0.0;
-    for (int n = 0; n < s.n; n++)
-        KERN(be, sum_shifted)(px + ((size_t)n * s.c + c) * S, S, k, &s1, &s2);
-    *mean = k + s1 / M;
-    *ss = s2 - s1 * (s1 / M);
-    if (*ss < 0.0) *ss = 0.0;
-}
-
 /* Mean and 1/sqrt(var + eps) of channel c (training: batch statistics, running ones updated). */
 static void bn_channel_stats(sq_backend *be, const sq_bn *p, const float *px, const double *acc,
                              int c, float *prm, float *prv, float *mean, float *invstd) {
@@ -153,7 +137,9 @@ static void bn_channel_stats(sq_backend *be, const sq_bn *p, const float *px, co
         ss = acc[s.c + 1 + c];
     } else {
         M = (double)s.n * (double)s.d * s.h * s.w;
-        bn_local_stats(be, px, s, c, &mu, &ss);
+        /* two passes, as the synchronised path: sum, then deviations from the rounded mean */
+        mu = ch_sum(px, s, c) / M;
+        ss = ch_sumsq_dev(px, s, c, (float)mu);
     }
     const double var = ss / M;
     *mean = (float)mu;
