@@ -22,4 +22,8 @@ typedef struct sq_bench_loader_opts {
 } sq_bench_loader_opts;
 int sq_bench_train_loader(const sq_bench_loader_opts *o);
 
+/* OpenBLAS cblas_sgemm 1536^3 on `threads` threads, best of 3 after one warm-up: the FLOP limit of
+ * this machine that `bench ops` and `bench train|infer` report against (GFLOP/s). */
+double sq_bench_sgemm_gflops(int threads);
+
 #endif

@@ -7,8 +7,12 @@
  * forward only, no gradient arena. Both at the paper shape by default (2 x 28 x 160 x 160 at
  * 3.9 x 0.59 x 0.59 mm, anisotropic depth rule). Prints median and min/max ms over --steps steps
  * after --warmup steps, GFLOP/s (training counts 3x the forward FLOPs: forward + data and weight
- * gradients), the ratio of our median to PyTorch's, and the peak resident memory of both
- * processes. --out FILE.md writes the table as Markdown.
+ * gradients) and its share of the OpenBLAS sgemm peak measured at the end of the same run (CPU),
+ * the ratio of our median to PyTorch's, and the peak resident memory of both processes.
+ * Several PyTorch builds can be run side by side: --python (Debian's 1.13 by default) and every
+ * interpreter of --torch-python (comma-separated; default $SEGQA_TORCH_PYTHON), e.g. a current
+ * PyTorch 2.x in a virtual environment of its own; the targets hold against the fastest of them.
+ * --out FILE.md writes the table as Markdown.
  */
 #include "bench.h"
 #include "cli.h"
@@ -36,7 +40,7 @@
 
 typedef struct bopts {
     long long steps, warmup, threads, batch;
-    char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024];
+    char shape[64], spacing[64], rule[16], out[1024], python[1024], ref[1024], torch_python[2048];
     int no_torch, profile, tf32, per_case, loader;
     long long workers;
     char site[1024];
@@ -60,7 +64,7 @@ static size_t device_peak_bytes(sq_backend *be) {
     return 0;
 }
 
-static double median_of(double *v, int n) {
+static double median_of(const double *v, int n) {
     return sq_median(v, n);
 }
 static double min_of(const double *v, int n) {
@@ -174,11 +178,12 @@ static void ref_script(const bopts *o, char *buf, size_t n) {
 
 typedef struct torch_info {
     size_t device_peak; /* torch.cuda.max_memory_allocated, 0 on the CPU */
+    long rss_kib;       /* the reference process's own peak RSS (0: it did not say) */
     char version[64];
 } torch_info;
 
-static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, double *ms, int *nms,
-                         torch_info *ti, sq_status *st) {
+static sq_code run_torch(const bopts *o, const char *python, const sq_model_config *c, int train,
+                         double *ms, int *nms, torch_info *ti, sq_status *st) {
     char dir[] = "/tmp/segqa_bench_XXXXXX";
     if (!mkdtemp(dir)) return sq_fail(st, SQ_ERR_IO, "bench: cannot create a temporary folder");
     char cfg[256], script[1200], cmd[4096];
@@ -200,9 +205,8 @@ static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, do
     snprintf(cmd, sizeof cmd,
              "OMP_NUM_THREADS=%lld %s %s bench %s --threads %lld --batch %lld --warmup %lld "
              "--train-steps %lld --infer-steps %lld --device %s --tf32 %d",
-             o->threads, o->python, script, cfg, o->threads, o->batch, o->warmup,
-             train ? o->steps : 0, train ? 0 : o->steps, strcmp(o->device, "cpu") ? "cuda" : "cpu",
-             o->tf32);
+             o->threads, python, script, cfg, o->threads, o->batch, o->warmup, train ? o->steps : 0,
+             train ? 0 : o->steps, strcmp(o->device, "cpu") ? "cuda" : "cpu", o->tf32);
     FILE *p = popen(cmd, "r");
     char *buf = calloc(1 << 20, 1);
     size_t got = 0, r;
@@ -219,6 +223,8 @@ static sq_code run_torch(const bopts *o, const sq_model_config *c, int train, do
                        cmd);
     cJSON *pk = cJSON_GetObjectItem(res, train ? "train_peak_bytes" : "infer_peak_bytes");
     ti->device_peak = cJSON_IsNumber(pk) ? (size_t)pk->valuedouble : 0;
+    cJSON *rss = cJSON_GetObjectItem(res, "peak_rss_kib");
+    ti->rss_kib = cJSON_IsNumber(rss) ? (long)rss->valuedouble : 0;
     cJSON *ver = cJSON_GetObjectItem(res, "torch");
     snprintf(ti->version, sizeof ti->version, "%s", cJSON_IsString(ver) ? ver->valuestring : "?");
     cJSON *arr = cJSON_GetObjectItem(res, train ? "train_ms" : "infer_ms");
@@ -244,15 +250,27 @@ static void emit(FILE *md, const char *fmt, ...) {
     }
 }
 
-/* One benchmark's measurements, both sides. */
-typedef struct bench_run {
-    int train, n, ntheirs, have_torch;
-    int64_t flops;
-    double *ours, theirs[4096];
-    double load0[3], load1[3];
-    long rss_ours, rss_torch;
-    ours_info oi;
+#define MAX_PEERS 4
+
+/* One PyTorch build's measurements. */
+typedef struct peer_run {
+    char python[1024];
+    int n;
+    double ms[4096];
+    long rss; /* KiB */
     torch_info ti;
+} peer_run;
+
+/* One benchmark's measurements, all sides. */
+typedef struct bench_run {
+    int train, n, npeers, fastest; /* fastest: the peer with the lowest median */
+    int64_t flops;
+    double *ours;
+    double load0[3], load1[3];
+    double sgemm_gflops; /* CPU: measured after both sides, 0 on CUDA */
+    long rss_ours;
+    ours_info oi;
+    peer_run peers[MAX_PEERS];
 } bench_run;
 
 /* The targets of issue 10 on an H100/H200 (ms per step at the paper shape). */
@@ -260,11 +278,16 @@ static double cuda_target_ms(int train) {
     return train ? 10.0 : 3.0;
 }
 
-static void emit_table(FILE *md, const bopts *o, const sq_model_config *c, const char *cmdname,
-                       bench_run *r) {
-    const int cuda = r->oi.device_peak > 0 || strcmp(o->device, "cpu") != 0;
-    const double work = (double)r->flops * (double)o->batch * (r->train ? 3.0 : 1.0);
-    const double med = median_of(r->ours, r->n);
+/* Issue 17's CPU targets: ratio of our median step to the fastest PyTorch's, our share of the
+ * sgemm peak (training), our peak RSS against PyTorch's (training). */
+static double cpu_target_ratio(int train) {
+    return train ? 0.10 : 0.08;
+}
+#define CPU_TARGET_PEAK_SHARE 0.25
+#define CPU_TARGET_RSS_RATIO  0.5
+
+static void emit_header(FILE *md, const bopts *o, const sq_model_config *c, const char *cmdname,
+                        const bench_run *r) {
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -272,35 +295,79 @@ static void emit_table(FILE *md, const bopts *o, const sq_model_config *c, const
     emit(md,
          "Input %lldx%dx%dx%dx%d at %gx%gx%g mm, %s depth rule; %.3f GFLOP/sample forward "
          "(%s); backend %s; %lld threads; %s math; %lld warm-up + %lld timed steps.\n\n",
-         o->batch, c->in_channels, c->depth, c->height, c->width, c->spacing[0], c->spacing[1],
-         c->spacing[2], sq_depth_rule_name(c->depth_rule), r->flops / 1e9,
+         r->train ? o->batch : 1, c->in_channels, c->depth, c->height, c->width, c->spacing[0],
+         c->spacing[1], c->spacing[2], sq_depth_rule_name(c->depth_rule), r->flops / 1e9,
          r->train ? "a training step counts 3x forward" : "forward only", r->oi.backend, o->threads,
          o->tf32 ? "TF32" : "strict FP32", o->warmup, o->steps);
+}
+
+static void emit_rows(FILE *md, int cuda, double work, const bench_run *r) {
+    const double med = median_of(r->ours, r->n);
     emit(md, "| impl | median ms | min ms | max ms | GFLOP/s | peak RSS MiB | peak device MiB | "
-             "ratio to PyTorch |\n");
+             "segqa / this (median) |\n");
     emit(md, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    const double tmed = r->have_torch ? median_of(r->theirs, r->ntheirs) : 0;
-    emit(md, "| segqa (C, %s) | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f | %s |\n",
-         cuda ? "cuDNN/cuBLAS + own kernels" : "oneDNN + own kernels", med, min_of(r->ours, r->n),
-         max_of(r->ours, r->n), work / (med * 1e6), r->rss_ours / 1024.0,
-         r->oi.device_peak / 1048576.0, r->have_torch ? "" : "n/a");
-    if (r->have_torch) {
-        emit(md, "| PyTorch %s reference | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f | 1 |\n",
-             r->ti.version, tmed, min_of(r->theirs, r->ntheirs), max_of(r->theirs, r->ntheirs),
-             work / (tmed * 1e6), r->rss_torch / 1024.0, r->ti.device_peak / 1048576.0);
+    emit(md, "| segqa (C, %s) | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f | 1 |\n",
+         cuda ? "cuDNN/cuBLAS + own kernels" : "oneDNN sgemm + own kernels", med,
+         min_of(r->ours, r->n), max_of(r->ours, r->n), work / (med * 1e6), r->rss_ours / 1024.0,
+         r->oi.device_peak / 1048576.0);
+    for (int i = 0; i < r->npeers; i++) {
+        const peer_run *p = &r->peers[i];
+        const double tmed = median_of(p->ms, p->n);
         emit(md,
-             "\n**ratio segqa / PyTorch (median): %.3f** (target <= %s); ratio of the minima: "
-             "%.3f\n",
-             med / tmed, cuda ? "0.5" : "0.2",
-             min_of(r->ours, r->n) / min_of(r->theirs, r->ntheirs));
-        if (cuda && r->ti.device_peak)
+             "| PyTorch %s reference (`%s`) | %.2f | %.2f | %.2f | %.1f | %.0f | %.0f | %.3f |\n",
+             p->ti.version, p->python, tmed, min_of(p->ms, p->n), max_of(p->ms, p->n),
+             work / (tmed * 1e6), p->rss / 1024.0, p->ti.device_peak / 1048576.0, med / tmed);
+    }
+}
+
+/* The ratios against the targets: time vs the fastest peer, share of the sgemm peak, memory. */
+static void emit_targets(FILE *md, int cuda, double work, const bench_run *r, long long threads) {
+    const double med = median_of(r->ours, r->n);
+    if (r->npeers > 0) {
+        const peer_run *f = &r->peers[r->fastest];
+        const double tmed = median_of(f->ms, f->n);
+        const double target = cuda ? 0.5 : cpu_target_ratio(r->train);
+        emit(md,
+             "\n**ratio segqa / fastest PyTorch (%s, median): %.3f** (target <= %.2f: %s); ratio "
+             "of the minima: %.3f\n",
+             f->ti.version, med / tmed, target, med / tmed <= target ? "met" : "NOT met",
+             min_of(r->ours, r->n) / min_of(f->ms, f->n));
+        if (cuda && f->ti.device_peak)
             emit(md, "\npeak device memory segqa / PyTorch: %.3f (target <= 1)\n",
-                 (double)r->oi.device_peak / (double)r->ti.device_peak);
+                 (double)r->oi.device_peak / (double)f->ti.device_peak);
+        for (int i = 0; !cuda && r->train && i < r->npeers; i++) {
+            const peer_run *p = &r->peers[i];
+            const double q = p->rss > 0 ? (double)r->rss_ours / (double)p->rss : 0;
+            if (q > 0)
+                emit(md, "\npeak RSS segqa / PyTorch %s: **%.2f** (target <= %.1f: %s)\n",
+                     p->ti.version, q, CPU_TARGET_RSS_RATIO,
+                     q <= CPU_TARGET_RSS_RATIO ? "met" : "NOT met");
+        }
+    }
+    if (!cuda && r->sgemm_gflops > 0) {
+        const double share = work / (med * 1e6) / r->sgemm_gflops;
+        emit(md,
+             "\nthroughput %.1f GFLOP/s = **%.1f %%** of OpenBLAS sgemm 1536^3 measured in this "
+             "run (%.1f GFLOP/s, %lld threads)%s\n",
+             work / (med * 1e6), 100.0 * share, r->sgemm_gflops, threads,
+             r->train ? (share >= CPU_TARGET_PEAK_SHARE ? " (target >= 25 %: met)"
+                                                        : " (target >= 25 %: NOT met)")
+                      : "");
     }
     if (cuda)
         emit(md, "\nmedian %.2f ms against the target of %.0f ms (H100/H200): %s; %.2f TFLOP/s\n",
              med, cuda_target_ms(r->train), med <= cuda_target_ms(r->train) ? "met" : "NOT met",
              work / (med * 1e9));
+}
+
+static void emit_table(FILE *md, const bopts *o, const sq_model_config *c, const char *cmdname,
+                       bench_run *r) {
+    const int cuda = r->oi.device_peak > 0 || strcmp(o->device, "cpu") != 0;
+    const double work =
+        (double)r->flops * (double)(r->train ? o->batch : 1) * (r->train ? 3.0 : 1.0);
+    emit_header(md, o, c, cmdname, r);
+    emit_rows(md, cuda, work, r);
+    emit_targets(md, cuda, work, r, o->threads);
     emit(md,
          "\n1-minute load average %.2f before, %.2f after (%ld cores online): above the thread "
          "count, other processes shared the cores and the times are inflated.\n",
@@ -348,6 +415,32 @@ static int bench_loader(const bopts *o, const sq_model_config *c, int train) {
     return sq_bench_train_loader(&lo);
 }
 
+/* Every PyTorch peer in turn: --python, then each of --torch-python (or $SEGQA_TORCH_PYTHON). */
+static sq_code run_peers(const bopts *o, const sq_model_config *c, bench_run *r, sq_status *st) {
+    char list[3200];
+    const char *env = getenv("SEGQA_TORCH_PYTHON");
+    snprintf(list, sizeof list, "%s,%s", o->python,
+             o->torch_python[0] ? o->torch_python
+             : env              ? env
+                                : "");
+    for (char *save = NULL, *py = strtok_r(list, ",", &save); py; py = strtok_r(NULL, ",", &save)) {
+        if (!*py) continue;
+        if (r->npeers == MAX_PEERS)
+            return sq_fail(st, SQ_ERR_USAGE, "--torch-python: at most %d peers", MAX_PEERS - 1);
+        peer_run *p = &r->peers[r->npeers];
+        snprintf(p->python, sizeof p->python, "%s", py);
+        printf("PyTorch peer %d: %s\n", r->npeers + 1, py);
+        fflush(stdout);
+        SQ_TRY(run_torch(o, py, c, r->train, p->ms, &p->n, &p->ti, st));
+        p->rss = p->ti.rss_kib > 0 ? p->ti.rss_kib : peak_rss_kib(RUSAGE_CHILDREN);
+        if (r->npeers > 0 &&
+            median_of(p->ms, p->n) < median_of(r->peers[r->fastest].ms, r->peers[r->fastest].n))
+            r->fastest = r->npeers;
+        r->npeers++;
+    }
+    return SQ_OK;
+}
+
 static int bench_main(int train, int argc, char **argv) {
     const char *cmdname = train ? "bench train" : "bench infer";
     bopts o;
@@ -375,6 +468,10 @@ static int bench_main(int train, int argc, char **argv) {
          0},
         {"python", 0, SQ_OPT_STRING, o.python, sizeof o.python, "PATH",
          "python with torch (Debian's)", NULL, 0, 0},
+        {"torch-python", 0, SQ_OPT_STRING, o.torch_python, sizeof o.torch_python, "PATH,...",
+         "more PyTorch peers run side by side, e.g. a PyTorch 2.x venv's python (default "
+         "$SEGQA_TORCH_PYTHON)",
+         NULL, 0, 0},
         {"ref", 0, SQ_OPT_STRING, o.ref, sizeof o.ref, "FILE",
          "segqa_ref.py (default: from the source tree)", NULL, 0, 0},
         {"out", 'o', SQ_OPT_STRING, o.out, sizeof o.out, "FILE.md", "also write the table here",
@@ -392,8 +489,8 @@ static int bench_main(int train, int argc, char **argv) {
         {"site", 0, SQ_OPT_STRING, o.site, sizeof o.site, "FILE.h5",
          "--loader: site file at --shape (default: a synthetic site, made and removed)", NULL, 0,
          0},
-        {"workers", 0, SQ_OPT_INT, &o.workers, 0, "N",
-         "--loader: try 1..N augmentation workers", NULL, 1, 64},
+        {"workers", 0, SQ_OPT_INT, &o.workers, 0, "N", "--loader: try 1..N augmentation workers",
+         NULL, 1, 64},
         {"target-ms", 0, SQ_OPT_DOUBLE, &o.target_ms, 0, "MS",
          "--per-case target (default 50 at 40x56x40, 150 at 28x160x160)", NULL, 0, 1e9},
     };
@@ -440,11 +537,9 @@ static int bench_main(int train, int argc, char **argv) {
     if (getloadavg(r.load0, 3) < 0) r.load0[0] = -1;
     sq_code rc = run_ours(&o, &c, train, r.ours, &r.oi, &st);
     r.rss_ours = peak_rss_kib(RUSAGE_SELF);
-    if (rc == SQ_OK && !o.no_torch) {
-        rc = run_torch(&o, &c, train, r.theirs, &r.ntheirs, &r.ti, &st);
-        r.have_torch = rc == SQ_OK;
-    }
-    r.rss_torch = peak_rss_kib(RUSAGE_CHILDREN);
+    if (rc == SQ_OK && !o.no_torch) rc = run_peers(&o, &c, &r, &st);
+    if (rc == SQ_OK && strcmp(o.device, "cpu") == 0)
+        r.sgemm_gflops = sq_bench_sgemm_gflops((int)o.threads);
     if (getloadavg(r.load1, 3) < 0) r.load1[0] = -1;
     if (rc == SQ_OK) rc = write_report(&o, &c, cmdname, &r, &st);
     free(r.ours);

@@ -6,7 +6,9 @@
  * finds them again by position, checks the name and emits a flat list of ops over tensors carved
  * from one activation arena. Forward runs the ops in order, backward in reverse. A tensor read by
  * several ops gets its gradient accumulated: the first backward writer overwrites, later ones write
- * into a scratch slot that is then added.
+ * into a scratch slot that is then added. A gradient lives only from the backward of its tensor's
+ * last reader to the backward of its producer, so gradients share the gradient arena: each gets
+ * the lowest offset free over its lifetime (plan_gradients).
  */
 #include "model/model.h"
 
@@ -14,6 +16,7 @@
 #include "core/tensor.h"
 #include "core/timer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +46,8 @@ typedef struct sq_op {
 
 typedef struct sq_tens {
     sq_shape5 s;
-    size_t off; /* floats into the arena (and the gradient arena) */
+    size_t off;  /* floats into the activation arena */
+    size_t goff; /* floats into the gradient arena (shared between gradients not live together) */
 } sq_tens;
 
 struct sq_model {
@@ -62,7 +66,9 @@ struct sq_model {
     sq_tens *t;
     int nt;
     int in_t, out_t, target_t, loss_t;
-    size_t arena_floats, max_numel;
+    size_t arena_floats, garena_floats; /* garena: gradients, followed by the 3 scratch slots */
+    size_t max_numel, max_aux; /* scratch slot 0 / slots 1 and 2 (only the 2nd and 3rd inputs of
+                                  a fusion or a channel scale use those) */
     sq_buf *abuf, *gabuf;
     unsigned char *ready;
     int loss_done;
@@ -632,8 +638,16 @@ long sq_model_plans_built(const sq_model *m) {
     return m->plans_built;
 }
 
+/* Scratch slot k's offset in the gradient arena, and the arena's end. */
+static size_t scratch_off(const sq_model *m, int k) {
+    return m->garena_floats + (k > 0 ? m->max_numel + (size_t)(k - 1) * m->max_aux : 0);
+}
+static size_t scratch_end(const sq_model *m) {
+    return scratch_off(m, 3);
+}
+
 size_t sq_model_arena_bytes(const sq_model *m) {
-    return m->arena_floats * sizeof(float) * (m->plan_grad ? 2 : 1);
+    return (m->arena_floats + (m->plan_grad ? scratch_end(m) : 0)) * sizeof(float);
 }
 
 sq_code sq_model_flops(const sq_model_config *c, int64_t *flops, sq_status *st) {
@@ -739,6 +753,81 @@ static size_t param_end(const sq_model *m, long off) {
     return m->pfloats; /* not a parameter start: be conservative, nothing above is final */
 }
 
+static int64_t numel_of(const sq_model *m, int t) {
+    return sq_shape5_numel(m->t[t].s);
+}
+
+/* Backward lifetime of each tensor's gradient, in backward steps (op i runs at step nops-1-i, the
+ * loss gradient at -1): from the step of its last reader (first written there) to the step of its
+ * producer (last read there as dy), both inclusive. Tensors no op reads get an empty lifetime. */
+static void grad_lifetimes(const sq_model *m, int *first, int *last) {
+    for (int t = 0; t < m->nt; t++)
+        first[t] = INT_MAX, last[t] = INT_MIN;
+    for (int i = 0; i < m->nops; i++) {
+        const sq_op *o = &m->ops[i];
+        const int step = m->nops - 1 - i;
+        int reads[5] = {o->x, o->x2, -1, -1, -1}, nr = 2;
+        if (o->kind == OP_FUSE)
+            for (int k = 0; k < o->k; k++)
+                reads[nr++] = o->xs[k];
+        for (int k = 0; k < nr; k++)
+            if (reads[k] >= 0 && step < first[reads[k]]) first[reads[k]] = step;
+        if (o->y >= 0 && step > last[o->y]) last[o->y] = step;
+    }
+    first[m->out_t] = -1; /* the loss gradient */
+    if (last[m->out_t] < -1) last[m->out_t] = -1;
+}
+
+/* Offsets in the gradient arena: tensors by decreasing size, each at the lowest offset that
+ * overlaps no placed tensor live at the same time (first fit). Returns the arena's floats. */
+static size_t plan_gradients(sq_model *m, sq_status *st) {
+    const int nt = m->nt;
+    int *first = malloc((size_t)nt * sizeof(int)), *last = malloc((size_t)nt * sizeof(int)),
+        *order = malloc((size_t)nt * sizeof(int)), *placed = malloc((size_t)nt * sizeof(int));
+    size_t top = 0;
+    if (!first || !last || !order || !placed) {
+        sq_fail(st, SQ_ERR_NOMEM, "model plan: out of memory");
+        top = SIZE_MAX;
+    } else {
+        grad_lifetimes(m, first, last);
+        int n = 0;
+        for (int t = 0; t < nt; t++)
+            if (first[t] <= last[t]) order[n++] = t;
+        for (int a = 1; a < n; a++) { /* insertion sort by size, larger first; stable */
+            const int t = order[a];
+            int b = a;
+            while (b > 0 && numel_of(m, order[b - 1]) < numel_of(m, t)) {
+                order[b] = order[b - 1];
+                b--;
+            }
+            order[b] = t;
+        }
+        int np = 0;
+        for (int a = 0; a < n; a++) {
+            const int t = order[a];
+            const size_t len = round16((size_t)numel_of(m, t));
+            size_t off = 0;
+            for (int moved = 1; moved;) { /* raise off past every live, overlapping block */
+                moved = 0;
+                for (int k = 0; k < np; k++) {
+                    const int u = placed[k];
+                    const size_t ulen = round16((size_t)numel_of(m, u));
+                    if (first[u] > last[t] || first[t] > last[u]) continue;
+                    if (off < m->t[u].goff + ulen && m->t[u].goff < off + len) {
+                        off = m->t[u].goff + ulen;
+                        moved = 1;
+                    }
+                }
+            }
+            m->t[t].goff = off;
+            placed[np++] = t;
+            if (off + len > top) top = off + len;
+        }
+    }
+    free(first), free(last), free(order), free(placed);
+    return top;
+}
+
 sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
     if (n < 1) return sq_fail(st, SQ_ERR_RANGE, "model plan: batch %d < 1", n);
     if (m->plan_n == n && m->plan_grad == need_grad) return SQ_OK;
@@ -761,6 +850,16 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
     m->t = b.t;
     m->nt = b.nt;
     m->max_numel = round16(b.max_numel);
+    m->max_aux = 0;
+    for (int i = 0; i < b.nops; i++) { /* the tensors that may go through slots 1 and 2 */
+        const sq_op *o = &b.ops[i];
+        const int aux[3] = {o->kind == OP_CHSCALE ? o->x2 : -1,
+                            o->kind == OP_FUSE && o->k > 1 ? o->xs[1] : -1,
+                            o->kind == OP_FUSE && o->k > 2 ? o->xs[2] : -1};
+        for (int k = 0; k < 3; k++)
+            if (aux[k] >= 0 && round16((size_t)sq_shape5_numel(b.t[aux[k]].s)) > m->max_aux)
+                m->max_aux = round16((size_t)sq_shape5_numel(b.t[aux[k]].s));
+    }
     m->arena_floats = b.arena;
     m->ready = calloc((size_t)b.nt, 1);
     m->op_fwd_ms = calloc((size_t)b.nops + 1, sizeof(double));
@@ -781,10 +880,14 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
         free_plan(m);
         return sq_fail(st, SQ_ERR_NOMEM, "model plan: out of memory");
     }
+    m->garena_floats = need_grad ? plan_gradients(m, st) : 0;
+    if (m->garena_floats == SIZE_MAX) {
+        free_plan(m);
+        return st->code;
+    }
     sq_code rc = m->be->buf_alloc(m->be, m->arena_floats * sizeof(float), &m->abuf, st);
     if (rc == SQ_OK && need_grad) /* gradient arena + 3 scratch slots for accumulation */
-        rc = m->be->buf_alloc(m->be, (m->arena_floats + 3 * m->max_numel) * sizeof(float),
-                              &m->gabuf, st);
+        rc = m->be->buf_alloc(m->be, scratch_end(m) * sizeof(float), &m->gabuf, st);
     if (rc != SQ_OK) {
         free_plan(m);
         return sq_context(st, "model plan (batch %d, %zu MiB of activations)", n,
@@ -815,7 +918,7 @@ static sq_view A(const sq_model *m, int t) {
     return sq_view_of(m->abuf, m->t[t].off);
 }
 static sq_view G(const sq_model *m, int t) {
-    return sq_view_of(m->gabuf, m->t[t].off);
+    return sq_view_of(m->gabuf, m->t[t].goff);
 }
 static sq_view P(const sq_model *m, long off) {
     return off < 0 ? sq_view_none() : sq_view_of(m->pbuf, (size_t)off);
@@ -932,7 +1035,7 @@ static gdst dst_for(sq_model *m, int t, int slot) {
         d.v = G(m, t);
     } else {
         d.scratch = 1;
-        d.v = sq_view_of(m->gabuf, m->arena_floats + (size_t)slot * m->max_numel);
+        d.v = sq_view_of(m->gabuf, scratch_off(m, slot));
     }
     return d;
 }
@@ -971,8 +1074,8 @@ static sq_code back_op(sq_model *m, sq_op *o, sq_status *st) {
             int r = o->x2;
             size_t bytes = (size_t)numel_t(m, r) * sizeof(float);
             if (!m->ready[r])
-                SQ_TRY(be->copy(be, m->gabuf, m->t[r].off * sizeof(float), m->gabuf,
-                                m->t[o->y].off * sizeof(float), bytes, st));
+                SQ_TRY(be->copy(be, m->gabuf, m->t[r].goff * sizeof(float), m->gabuf,
+                                m->t[o->y].goff * sizeof(float), bytes, st));
             else
                 SQ_TRY(be->add(be, numel_t(m, r), G(m, r), dy, G(m, r), st));
             m->ready[r] = 1;

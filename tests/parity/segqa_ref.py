@@ -15,6 +15,7 @@ Not for: training; the C code is the product, this file only checks it. Run it w
 import argparse
 import json
 import math
+import resource
 import sys
 import time
 
@@ -485,6 +486,7 @@ def cmd_bench(args):
             res["infer_ms"] = _timed(dev, lambda: model(x), args.warmup, args.infer_steps)
         if dev.type == "cuda":
             res["infer_peak_bytes"] = torch.cuda.max_memory_allocated(dev)
+    res["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     json.dump(res, sys.stdout)
     print()
     return 0

@@ -31,7 +31,9 @@ typedef struct sq_cpu {
     int isa; /* SQ_ISA_* used by the hand-written kernels */
     sq_cpu_scratch scratch[SQ_CPU_MAX_THREADS];
     sq_cpu_dnnl *dnnl;
-    sq_buf *stats; /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */
+    sq_buf *stats;      /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */
+    float *gemm_part;   /* 1x1x1 weight-gradient partials, one block per tile (cpu_gemm1x1.c) */
+    size_t gemm_part_n; /* floats */
 } sq_cpu;
 
 enum { SQ_ISA_PORTABLE = 0, SQ_ISA_AVX2 = 1 };
@@ -61,6 +63,21 @@ sq_code sq_cpu_dnnl_conv_bwd(sq_backend *be, const sq_conv3d *p, int groups, sq_
                              sq_view dy, sq_view dx, sq_view dw, sq_view db, sq_status *st);
 /* Number of cached oneDNN primitives (tests check that repeated calls do not add any). */
 int sq_cpu_dnnl_cache_size(sq_backend *be);
+
+/* Dense 1x1x1 convolutions (stride 1, no padding) as tiled sgemms on NCDHW (cpu_gemm.c);
+ * bit-identical across thread counts. dx overwritten, dw/db accumulated. */
+int sq_cpu_gemm1x1_applies(const sq_conv3d *p);
+sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
+                           sq_view y, sq_status *st);
+sq_code sq_cpu_gemm1x1_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
+                           sq_view dx, sq_view dw, sq_view db, sq_status *st);
+/* Other dense convolutions with a small patch (the stem): forward and weight gradient on im2col
+ * tiles (same determinism), data gradient through oneDNN. */
+int sq_cpu_im2col_applies(const sq_conv3d *p);
+sq_code sq_cpu_im2col_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
+                          sq_view y, sq_status *st);
+sq_code sq_cpu_im2col_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
+                          sq_view dx, sq_view dw, sq_view db, sq_status *st);
 
 /* Own depthwise kernels (cpu_dwconv.c). */
 sq_code sq_cpu_dwconv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,

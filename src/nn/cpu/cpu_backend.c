@@ -1,8 +1,8 @@
 /* cpu_backend.c — the CPU backend: creation, host buffers, the vtable, ISA choice and scratch.
  *
  * Buffers are 64-byte aligned host allocations; the "stream" is the calling thread, so every op is
- * synchronous and sync() is a no-op. Ops live in cpu_dnnl.c (dense conv), cpu_dwconv.c (depthwise)
- * and cpu_ops.c (the rest).
+ * synchronous and sync() is a no-op. Ops live in cpu_gemm.c (dense conv as GEMMs), cpu_dnnl.c
+ * (other dense conv), cpu_dwconv.c (depthwise) and cpu_ops.c (the rest).
  */
 #include "nn/cpu/cpu.h"
 
@@ -164,12 +164,16 @@ const char *sq_cpu_isa_name(int isa) {
 static sq_code conv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
                           sq_view y, sq_status *st) {
     SQ_TRY(sq_conv3d_check(p, 0, st));
+    if (sq_cpu_gemm1x1_applies(p)) return sq_cpu_gemm1x1_fwd(be, p, x, w, b, y, st);
+    if (sq_cpu_im2col_applies(p)) return sq_cpu_im2col_fwd(be, p, x, w, b, y, st);
     return sq_cpu_dnnl_conv_fwd(be, p, 1, x, w, b, y, st);
 }
 
 static sq_code conv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                           sq_view dx, sq_view dw, sq_view db, sq_status *st) {
     SQ_TRY(sq_conv3d_check(p, 0, st));
+    if (sq_cpu_gemm1x1_applies(p)) return sq_cpu_gemm1x1_bwd(be, p, x, w, dy, dx, dw, db, st);
+    if (sq_cpu_im2col_applies(p)) return sq_cpu_im2col_bwd(be, p, x, w, dy, dx, dw, db, st);
     return sq_cpu_dnnl_conv_bwd(be, p, 1, x, w, dy, dx, dw, db, st);
 }
 
@@ -179,6 +183,7 @@ static void destroy(sq_backend *be) {
     if (c) {
         sq_cpu_dnnl_destroy(c);
         buf_free(be, c->stats);
+        sq_free(c->gemm_part);
         for (int t = 0; t < SQ_CPU_MAX_THREADS; t++)
             sq_free(c->scratch[t].p);
         free(c);

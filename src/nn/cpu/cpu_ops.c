@@ -6,15 +6,16 @@
 #include "nn/cpu/cpu.h"
 
 #include <float.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NT num_threads(sq_cpu_of(be)->threads)
 
-/* The activation kernels work on 4-float GCC vectors (SSE on the x86-64 baseline, whatever the
- * compiler flags) so that they vectorise; masks replace branches. */
+/* PReLU works on 4-float GCC vectors; masks replace branches. */
 typedef float v4 __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
 typedef float v4u __attribute__((vector_size(16), aligned(4), may_alias));
@@ -23,87 +24,30 @@ static inline v4 vsel(v4i m, v4 a, v4 b) {
     return (v4)((m & (v4i)a) | (~m & (v4i)b));
 }
 
-/* exp: Cephes-style range reduction + degree-6 polynomial (about 2 ulp), round-to-nearest by the
- * 1.5 * 2^23 trick, 2^n built in the exponent bits. */
-static inline v4 vexp(v4 x) {
-    const v4 hi = (v4){0} + 88.0f, lo = (v4){0} - 87.0f, magic = (v4){0} + 12582912.0f;
-    x = vsel(x > hi, hi, x);
-    x = vsel(x < lo, lo, x);
-    const v4 tm = x * 1.44269504088896341f + magic;
-    const v4i n = (v4i)tm - (v4i)magic;
-    const v4 fn = tm - magic;
-    const v4 r = (x - fn * 0.693359375f) - fn * -2.12194440e-4f;
-    v4 p = (v4){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const v4 e = p * r * r + r + 1.0f;
-    return e * (v4)((n + 127) << 23);
-}
+/* BatchNorm and activation kernels (act_kernels.h), once per ISA; KERN picks the backend's. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int v8i __attribute__((vector_size(32)));
 
-static inline v4 vsig(v4 z) {
-    return 1.0f / (1.0f + vexp(-z));
-}
+#define AK_RBLOCK 2048
 
-static inline v4 vact(sq_act a, v4 z) {
-    switch (a) {
-    case SQ_ACT_RELU: return (v4)((v4i)z & (z > 0.0f));
-    case SQ_ACT_SIGMOID: return vsig(z);
-    case SQ_ACT_SWISH: return z * vsig(z);
-    default: return z;
-    }
-}
+#define AK_SUFFIX       avx2
+#define AK_TARGET       __attribute__((target("avx2,fma")))
+#define AK_FMA(a, b, c) ((v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#include "nn/cpu/act_kernels.h"
+#undef AK_SUFFIX
+#undef AK_TARGET
+#undef AK_FMA
 
-/* dy * act'(z) */
-static inline v4 vactd(sq_act a, v4 z, v4 dy) {
-    switch (a) {
-    case SQ_ACT_RELU: return (v4)((v4i)dy & (z > 0.0f));
-    case SQ_ACT_SIGMOID: {
-        const v4 sg = vsig(z);
-        return dy * sg * (1.0f - sg);
-    }
-    case SQ_ACT_SWISH: {
-        const v4 sg = vsig(z);
-        return dy * sg * (1.0f + z * (1.0f - sg));
-    }
-    default: return dy;
-    }
-}
+#define AK_SUFFIX portable
+#define AK_TARGET
+#define AK_FMA(a, b, c) ((a) * (b) + (c))
+#include "nn/cpu/act_kernels.h"
+#undef AK_SUFFIX
+#undef AK_TARGET
+#undef AK_FMA
 
-static inline v4 vload_part(const float *p, size_t n) {
-    v4 v = {0};
-    memcpy(&v, p, n * sizeof(float));
-    return v;
-}
-
-/* y[i] = act(x[i] * sa + sb); y may equal x. */
-static void act_apply(sq_act a, float *y, const float *x, size_t n, float sa, float sb) {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        *(v4u *)(y + i) = vact(a, *(const v4u *)(x + i) * sa + sb);
-    if (i < n) {
-        const v4 r = vact(a, vload_part(x + i, n - i) * sa + sb);
-        memcpy(y + i, &r, (n - i) * sizeof(float));
-    }
-}
-
-/* g[i] = dy[i] * act'(z) with z = x[i] * sa + sb; g may equal dy. */
-static void act_grad(sq_act a, float *g, const float *dy, const float *x, size_t n, float sa,
-                     float sb) {
-    size_t i = 0;
-    if (a == SQ_ACT_NONE) {
-        if (g != dy) memmove(g, dy, n * sizeof(float));
-        return;
-    }
-    for (; i + 4 <= n; i += 4)
-        *(v4u *)(g + i) = vactd(a, *(const v4u *)(x + i) * sa + sb, *(const v4u *)(dy + i));
-    if (i < n) {
-        const v4 r = vactd(a, vload_part(x + i, n - i) * sa + sb, vload_part(dy + i, n - i));
-        memcpy(g + i, &r, (n - i) * sizeof(float));
-    }
-}
+#define KERN(be, name) (sq_cpu_of(be)->isa == SQ_ISA_AVX2 ? name##_avx2 : name##_portable)
 
 #define CHUNK 16384 /* elements per task of the element-wise loops */
 
@@ -136,22 +80,6 @@ static double sumsq_dev(const float *x, size_t n, float m) {
         s += part;
     }
     return s;
-}
-
-/* *sg += sum g, *sgx += sum g * (x - mean) * invstd */
-static void sum_g_gx(const float *g, const float *x, size_t n, float mean, float invstd, double *sg,
-                     double *sgx) {
-    for (size_t lo = 0; lo < n; lo += RBLOCK) {
-        const size_t hi = lo + RBLOCK < n ? lo + RBLOCK : n;
-        float a0 = 0.0f, a1 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1)
-        for (size_t i = lo; i < hi; i++) {
-            a0 += g[i];
-            a1 += g[i] * ((x[i] - mean) * invstd);
-        }
-        *sg += a0;
-        *sgx += a1;
-    }
 }
 
 /* ---- BatchNorm ----------------------------------------------------------------------------- */
@@ -193,6 +121,36 @@ static sq_code bn_sync_stats(sq_backend *be, const sq_bn *p, const float *px, do
     return p->sync->sum(p->sync->ctx, be, sb, (size_t)(C + 1) * sizeof(double), C, st);
 }
 
+/* Mean and 1/sqrt(var + eps) of channel c (training: batch statistics, running ones updated). */
+static void bn_channel_stats(sq_backend *be, const sq_bn *p, const float *px, const double *acc,
+                             int c, float *prm, float *prv, float *mean, float *invstd) {
+    const sq_shape5 s = p->shape;
+    if (!p->training) {
+        *mean = prm[c];
+        *invstd = (float)(1.0 / sqrt((double)prv[c] + p->eps));
+        return;
+    }
+    double M, mu, ss;
+    if (acc) {
+        M = acc[s.c];
+        mu = acc[c] / M;
+        ss = acc[s.c + 1 + c];
+    } else {
+        M = (double)s.n * (double)s.d * s.h * s.w;
+        /* two passes, as the synchronised path: sum, then deviations from the rounded mean */
+        mu = ch_sum(px, s, c) / M;
+        ss = ch_sumsq_dev(px, s, c, (float)mu);
+    }
+    const double var = ss / M;
+    *mean = (float)mu;
+    *invstd = (float)(1.0 / sqrt(var + p->eps));
+    if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * *mean;
+    if (prv) {
+        const double unb = M > 1 ? ss / (M - 1) : var;
+        prv[c] = (1.0f - p->momentum) * prv[c] + p->momentum * (float)unb;
+    }
+}
+
 static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, sq_view beta,
                       sq_view running_mean, sq_view running_var, sq_view residual, sq_view y,
                       sq_view save_mean, sq_view save_invstd, sq_status *st) {
@@ -204,7 +162,6 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
           *psm = sq_cpu_f(save_mean), *psi = sq_cpu_f(save_invstd);
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
-    const sq_act act = p->act;
     double *acc = NULL; /* group statistics (synchronised BN only), in the backend's stats buffer */
     if (p->training && p->sync) {
         SQ_TRY(sq_cpu_stats_reserve(be, 2 * (size_t)C + 1, &acc, st));
@@ -214,51 +171,27 @@ static sq_code bn_fwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
 #pragma omp parallel for schedule(dynamic, 1) NT
     for (int c = 0; c < C; c++) {
         float mean, invstd;
-        if (p->training) {
-            double M, sum, ss;
-            if (acc) {
-                M = acc[C];
-                sum = acc[c];
-                ss = acc[C + 1 + c];
-            } else {
-                M = (double)s.n * (double)S;
-                sum = ch_sum(px, s, c);
-                ss = ch_sumsq_dev(px, s, c, (float)(sum / M));
-            }
-            const double var = ss / M;
-            mean = (float)(sum / M);
-            invstd = (float)(1.0 / sqrt(var + p->eps));
-            if (prm) prm[c] = (1.0f - p->momentum) * prm[c] + p->momentum * mean;
-            if (prv) {
-                const double unb = M > 1 ? ss / (M - 1) : var;
-                prv[c] = (1.0f - p->momentum) * prv[c] + p->momentum * (float)unb;
-            }
-        } else {
-            mean = prm[c];
-            invstd = (float)(1.0 / sqrt((double)prv[c] + p->eps));
-        }
+        bn_channel_stats(be, p, px, acc, c, prm, prv, &mean, &invstd);
         if (psm) psm[c] = mean;
         if (psi) psi[c] = invstd;
         const float a = (pg ? pg[c] : 1.0f) * invstd;
         const float b = (pb ? pb[c] : 0.0f) - mean * a;
         for (int n = 0; n < s.n; n++) {
             const size_t o = ((size_t)n * C + c) * S;
-            const float *xp = px + o;
-            float *yp = py + o;
-            act_apply(act, yp, xp, S, a, b);
-            if (pr) {
-                const float *rp = pr + o;
-#pragma omp simd
-                for (size_t i = 0; i < S; i++)
-                    yp[i] += rp[i];
-            }
+            KERN(be, act_apply)(p->act, py + o, px + o, pr ? pr + o : NULL, S, a, b);
         }
     }
     return SQ_OK;
 }
 
-/* bn_bwd pass 1 for channel c: g' = dy * act'(z) into dx (or a scratch plane); *sg = sum g',
- * *sgx = sum g' * xhat; dgamma/dbeta accumulated (they stay local: the all-reduce sums them). */
+/* Whether bn_bwd keeps g' = dy * act'(z) in dx between its passes (sigmoid and swish, whose
+ * derivative costs more than a write and a read) or recomputes it from dy and x (none, ReLU). */
+static int bn_keeps_g(sq_act a) {
+    return a == SQ_ACT_SIGMOID || a == SQ_ACT_SWISH;
+}
+
+/* bn_bwd pass 1 for channel c: *sg = sum g', *sgx = sum g' * xhat (g' kept in dx where
+ * bn_keeps_g); dgamma/dbeta accumulated (they stay local: the all-reduce sums them). */
 static void bn_bwd_pass1(sq_backend *be, const sq_bn *p, int c, const float *px, const float *pg,
                          const float *pb, const float *psm, const float *psi, const float *pdy,
                          float *pdx, float *pdg, float *pdb, double *sg, double *sgx) {
@@ -266,34 +199,34 @@ static void bn_bwd_pass1(sq_backend *be, const sq_bn *p, int c, const float *px,
     const size_t S = (size_t)s.d * s.h * s.w;
     const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
     const float sa = g * invstd, sb = bt - mean * sa;
+    const int keep = pdx && bn_keeps_g(p->act);
     *sg = 0.0;
     *sgx = 0.0;
     for (int n = 0; n < s.n; n++) {
         const size_t o = ((size_t)n * s.c + c) * S;
-        float *gp = pdx ? pdx + o : sq_cpu_of(be)->scratch[omp_get_thread_num()].p;
-        const float *xp = px + o;
-        act_grad(p->act, gp, pdy + o, xp, S, sa, sb);
-        sum_g_gx(gp, xp, S, mean, invstd, sg, sgx);
+        KERN(be, bn_grad_sums)
+        (p->act, keep ? pdx + o : NULL, pdy + o, px + o, S, sa, sb, mean, invstd, sg, sgx);
     }
     if (pdg) pdg[c] += (float)*sgx;
     if (pdb) pdb[c] += (float)*sg;
 }
 
 /* pass 2: dx = gamma * invstd * (g' - mean(g') - xhat * mean(g' xhat)), means over M elements */
-static void bn_bwd_pass2(const sq_bn *p, int c, const float *px, const float *pg, const float *psm,
-                         const float *psi, float *pdx, double sg, double sgx, double M) {
+static void bn_bwd_pass2(sq_backend *be, const sq_bn *p, int c, const float *px, const float *pg,
+                         const float *pb, const float *psm, const float *psi, const float *pdy,
+                         float *pdx, double sg, double sgx, double M) {
     const sq_shape5 s = p->shape;
     const size_t S = (size_t)s.d * s.h * s.w;
-    const float mean = psm[c], invstd = psi[c], k = (pg ? pg[c] : 1.0f) * invstd;
+    const float mean = psm[c], invstd = psi[c], g = pg ? pg[c] : 1.0f, bt = pb ? pb[c] : 0.0f;
+    const float sa = g * invstd, sb = bt - mean * sa, k = g * invstd;
     const float mg = p->training ? (float)(sg / M) : 0.0f;
     const float mgx = p->training ? (float)(sgx / M) : 0.0f;
+    const int keep = bn_keeps_g(p->act);
     for (int n = 0; n < s.n; n++) {
         const size_t o = ((size_t)n * s.c + c) * S;
-        float *dp = pdx + o;
-        const float *xp = px + o;
-#pragma omp simd
-        for (size_t i = 0; i < S; i++)
-            dp[i] = k * (dp[i] - mg - ((xp[i] - mean) * invstd) * mgx);
+        KERN(be, bn_grad_apply)
+        (p->act, pdx + o, keep ? pdx + o : NULL, pdy + o, px + o, S, sa, sb, mean, invstd, k, mg,
+         mgx);
     }
 }
 
@@ -307,14 +240,13 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     float *pdx = sq_cpu_f(dx), *pdg = sq_cpu_f(dgamma), *pdb = sq_cpu_f(dbeta);
     const int C = s.c;
     const size_t S = (size_t)s.d * s.h * s.w;
-    if (!pdx) SQ_TRY(sq_cpu_scratch_reserve(sq_cpu_of(be), S, st));
     if (!(pdx && p->training && p->sync)) { /* local: both passes per channel, data in cache */
         const double M = (double)s.n * (double)S;
 #pragma omp parallel for schedule(dynamic, 1) NT
         for (int c = 0; c < C; c++) {
             double sg, sgx;
             bn_bwd_pass1(be, p, c, px, pg, pb, psm, psi, pdy, pdx, pdg, pdb, &sg, &sgx);
-            if (pdx) bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sg, sgx, M);
+            if (pdx) bn_bwd_pass2(be, p, c, px, pg, pb, psm, psi, pdy, pdx, sg, sgx, M);
         }
         return SQ_OK;
     }
@@ -329,7 +261,8 @@ static sq_code bn_bwd(sq_backend *be, const sq_bn *p, sq_view x, sq_view gamma, 
     if (rc == SQ_OK) {
 #pragma omp parallel for schedule(dynamic, 1) NT
         for (int c = 0; c < C; c++)
-            bn_bwd_pass2(p, c, px, pg, psm, psi, pdx, sums[c], sums[C + c], sums[2 * C]);
+            bn_bwd_pass2(be, p, c, px, pg, pb, psm, psi, pdy, pdx, sums[c], sums[C + c],
+                         sums[2 * C]);
     }
     return rc == SQ_OK ? SQ_OK : sq_context(st, "bn_bwd: synchronised sums");
 }
@@ -344,7 +277,7 @@ static sq_code act_fwd(sq_backend *be, sq_act act, int64_t n, sq_view x, sq_view
 #pragma omp parallel for schedule(static) NT
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t lo = t * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
-        act_apply(act, py + lo, px + lo, (size_t)len, 1.0f, 0.0f);
+        KERN(be, act_apply)(act, py + lo, px + lo, NULL, (size_t)len, 1.0f, 0.0f);
     }
     return SQ_OK;
 }
@@ -358,7 +291,7 @@ static sq_code act_bwd(sq_backend *be, sq_act act, int64_t n, sq_view x, sq_view
 #pragma omp parallel for schedule(static) NT
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t lo = t * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
-        act_grad(act, pdx + lo, pdy + lo, px + lo, (size_t)len, 1.0f, 0.0f);
+        KERN(be, act_grad)(act, pdx + lo, pdy + lo, px + lo, (size_t)len, 1.0f, 0.0f);
     }
     return SQ_OK;
 }
@@ -507,26 +440,65 @@ static sq_code chscale_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale
 
 /* ---- max pooling --------------------------------------------------------------------------- */
 
-/* Index within the plane of the first maximum of the window of output (od, oh, ow). */
-static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int oh, int ow) {
-    const sq_shape5 s = p->in;
-    const int d0 = od * p->stride[0] - p->pad[0], h0 = oh * p->stride[1] - p->pad[1],
-              w0 = ow * p->stride[2] - p->pad[2];
-    const int d1 = d0 + p->k[0] < s.d ? d0 + p->k[0] : s.d,
-              h1 = h0 + p->k[1] < s.h ? h0 + p->k[1] : s.h,
-              w1 = w0 + p->k[2] < s.w ? w0 + p->k[2] : s.w;
-    float best = -INFINITY;
-    size_t arg = SIZE_MAX;
-    for (int d = d0 < 0 ? 0 : d0; d < d1; d++)
-        for (int h = h0 < 0 ? 0 : h0; h < h1; h++) {
-            const size_t r = ((size_t)d * s.h + h) * s.w;
-            for (int w = w0 < 0 ? 0 : w0; w < w1; w++)
-                if (xp[r + w] > best || arg == SIZE_MAX) {
-                    best = xp[r + w];
-                    arg = r + w;
-                }
+/* Max pooling is separable: along W, then H, then D. Each pass keeps the first maximum of its
+ * window (strict >), which composes to the smallest (d, h, w) among the maxima: the first maximum
+ * in raster order, as PyTorch routes the gradient. Windows are clamped to the input (padding never
+ * wins). Per plane: tw/iw (D x H x Wo: value, w), th/ih (D x Ho x Wo: value, h*W + w) in the
+ * thread's scratch; `arg` NULL computes values only. */
+static inline void pool_win(const sq_pool3d *p, int a, int n, int o, int *lo, int *hi) {
+    const int st = o * p->stride[a] - p->pad[a];
+    *lo = st < 0 ? 0 : st;
+    *hi = st + p->k[a] < n ? st + p->k[a] : n;
+}
+
+static size_t pool_scratch_floats(const sq_pool3d *p) {
+    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
+    return 2 * ((size_t)s.d * s.h * o.w + (size_t)s.d * o.h * o.w);
+}
+
+static void pool_plane(const sq_pool3d *p, const float *xp, float *scr, float *yp, int32_t *arg) {
+    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
+    const size_t nw = (size_t)s.d * s.h * o.w, nh = (size_t)s.d * o.h * o.w;
+    float *tw = scr, *th = scr + nw;
+    int32_t *iw = (int32_t *)(void *)(th + nh), *ih = iw + nw;
+    for (int r = 0; r < s.d * s.h; r++) { /* W */
+        const float *row = xp + (size_t)r * s.w;
+        for (int ow = 0; ow < o.w; ow++) {
+            int lo, hi;
+            pool_win(p, 2, s.w, ow, &lo, &hi);
+            int best = lo;
+            for (int w = lo + 1; w < hi; w++)
+                if (row[w] > row[best]) best = w;
+            tw[(size_t)r * o.w + ow] = row[best];
+            iw[(size_t)r * o.w + ow] = best;
         }
-    return arg;
+    }
+    for (int d = 0; d < s.d; d++) /* H */
+        for (int oh = 0; oh < o.h; oh++) {
+            int lo, hi;
+            pool_win(p, 1, s.h, oh, &lo, &hi);
+            const size_t base = (size_t)d * s.h * o.w, out = ((size_t)d * o.h + oh) * o.w;
+            for (int ow = 0; ow < o.w; ow++) {
+                int best = lo;
+                for (int h = lo + 1; h < hi; h++)
+                    if (tw[base + (size_t)h * o.w + ow] > tw[base + (size_t)best * o.w + ow])
+                        best = h;
+                th[out + ow] = tw[base + (size_t)best * o.w + ow];
+                ih[out + ow] = best * s.w + iw[base + (size_t)best * o.w + ow];
+            }
+        }
+    for (int od = 0; od < o.d; od++) { /* D */
+        int lo, hi;
+        pool_win(p, 0, s.d, od, &lo, &hi);
+        for (int j = 0; j < o.h * o.w; j++) {
+            int best = lo;
+            for (int d = lo + 1; d < hi; d++)
+                if (th[(size_t)d * o.h * o.w + j] > th[(size_t)best * o.h * o.w + j]) best = d;
+            const size_t at = (size_t)best * o.h * o.w + j, oi = (size_t)od * o.h * o.w + j;
+            if (yp) yp[oi] = th[at];
+            if (arg) arg[oi] = best * s.h * s.w + ih[at];
+        }
+    }
 }
 
 static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
@@ -537,15 +509,11 @@ static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
     float *py = sq_cpu_f(y);
     const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
     const int planes = s.n * s.c;
+    sq_cpu *c = sq_cpu_of(be);
+    SQ_TRY(sq_cpu_scratch_reserve(c, pool_scratch_floats(p), st));
 #pragma omp parallel for schedule(static) NT
-    for (int pl = 0; pl < planes; pl++) {
-        const float *xp = px + pl * S;
-        float *yp = py + pl * So;
-        for (int od = 0; od < o.d; od++)
-            for (int oh = 0; oh < o.h; oh++)
-                for (int ow = 0; ow < o.w; ow++)
-                    yp[((size_t)od * o.h + oh) * o.w + ow] = xp[pool_arg(p, xp, od, oh, ow)];
-    }
+    for (int pl = 0; pl < planes; pl++)
+        pool_plane(p, px + pl * S, c->scratch[omp_get_thread_num()].p, py + pl * So, NULL);
     return SQ_OK;
 }
 
@@ -557,15 +525,18 @@ static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
     float *pdx = sq_cpu_f(dx);
     const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
     const int planes = s.n * s.c;
+    sq_cpu *c = sq_cpu_of(be);
+    SQ_TRY(sq_cpu_scratch_reserve(c, pool_scratch_floats(p) + So, st));
 #pragma omp parallel for schedule(static) NT
     for (int pl = 0; pl < planes; pl++) {
-        const float *xp = px + pl * S, *gp = pdy + pl * So;
+        float *scr = c->scratch[omp_get_thread_num()].p;
+        int32_t *arg = (int32_t *)(void *)(scr + pool_scratch_floats(p));
+        pool_plane(p, px + pl * S, scr, NULL, arg);
+        const float *gp = pdy + pl * So;
         float *dp = pdx + pl * S;
         memset(dp, 0, S * sizeof(float));
-        for (int od = 0; od < o.d; od++)
-            for (int oh = 0; oh < o.h; oh++)
-                for (int ow = 0; ow < o.w; ow++)
-                    dp[pool_arg(p, xp, od, oh, ow)] += gp[((size_t)od * o.h + oh) * o.w + ow];
+        for (size_t i = 0; i < So; i++) /* in output order, as before: the same sums */
+            dp[arg[i]] += gp[i];
     }
     return SQ_OK;
 }
@@ -690,37 +661,38 @@ static sq_code fuse_bwd(sq_backend *be, sq_shape5 s, int k, const sq_view *xs, s
         pdx[i] = sq_cpu_f(dxs[i]);
         a[i] = r[i] / T;
     }
-    /* one pass: dx_i = a_i dy, and per-chunk partial sums D_i = sum dy * x_i (in double) */
+    /* one pass: dx_i = a_i dy, and per-chunk partial sums D_i = sum dy * x_i, kept per chunk and
+     * added in chunk order (in double), so the result does not depend on the thread count */
     const int64_t tasks = (n + CHUNK - 1) / CHUNK;
     double D[FUSE_KMAX] = {0};
-#pragma omp parallel NT
-    {
-        double Dl[FUSE_KMAX] = {0};
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tasks; t++) {
-            const int64_t lo = t * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-            for (int i = 0; i < k; i++) {
-                const float *x = px[i];
-                float *dx = pdx[i];
-                const float ai = a[i];
-                float acc = 0.0f;
-                if (dx) {
+    double *part = pdw ? malloc((size_t)tasks * FUSE_KMAX * sizeof *part) : NULL;
+    if (pdw && !part)
+        return sq_fail(st, SQ_ERR_NOMEM, "fuse_bwd: out of memory (%lld chunks)", (long long)tasks);
+#pragma omp parallel for schedule(static) NT
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t lo = t * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        for (int i = 0; i < k; i++) {
+            const float *x = px[i];
+            float *dx = pdx[i];
+            const float ai = a[i];
+            float acc = 0.0f;
+            if (dx) {
 #pragma omp simd
-                    for (int64_t j = lo; j < hi; j++)
-                        dx[j] = ai * pdy[j];
-                }
-                if (pdw) {
+                for (int64_t j = lo; j < hi; j++)
+                    dx[j] = ai * pdy[j];
+            }
+            if (part) {
 #pragma omp simd reduction(+ : acc)
-                    for (int64_t j = lo; j < hi; j++)
-                        acc += pdy[j] * x[j];
-                    Dl[i] += acc;
-                }
+                for (int64_t j = lo; j < hi; j++)
+                    acc += pdy[j] * x[j];
+                part[t * FUSE_KMAX + i] = acc;
             }
         }
-#pragma omp critical
-        for (int i = 0; i < k; i++)
-            D[i] += Dl[i];
     }
+    for (int64_t t = 0; part && t < tasks; t++)
+        for (int i = 0; i < k; i++)
+            D[i] += part[t * FUSE_KMAX + i];
+    free(part);
     if (!pdw) return SQ_OK;
     /* dL/dr_i = (D_i - sum_j r_j D_j / T) / T */
     double mix = 0.0;
