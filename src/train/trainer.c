@@ -1265,9 +1265,9 @@ static sq_code write_calibration(const job *j, const sq_prediction *all, int nal
 /* The end-of-job rendezvous (the interrupted flag, then the gathers) also waits for the ranks
  * that still train: with W < K folds go round robin, and a rank with fewer folds waits for the
  * others' last fold, which can take far longer than --comm-timeout (a 20-epoch fold did: exit
- * 76). Its deadline is --comm-timeout plus 3x this rank's own time per fold for every fold the
- * busiest rank has beyond this one's (the folds have the same schedule), so a hang is still
- * caught, just later. */
+ * 76). Its deadline is --comm-timeout plus 3x this rank's own time per fold (at least a minute
+ * per epoch: a resumed run may have trained nothing here) for every fold the busiest rank has
+ * beyond this one's (the folds share one schedule), so a hang is still caught, just later. */
 static void finish_deadline(const job *j, double train_seconds) {
     const sq_train_opts *o = j->o;
     int most = 0;
@@ -1278,7 +1278,8 @@ static void finish_deadline(const job *j, double train_seconds) {
             most = l.nmine;
     }
     if (most <= j->lay.nmine || j->lay.nmine < 1) return;
-    double per_fold = train_seconds / j->lay.nmine;
+    /* a resumed run may have trained nothing here: at least a minute per epoch */
+    double per_fold = fmax(train_seconds / j->lay.nmine, 60.0 * o->epochs);
     double base = o->comm_timeout > 0 ? o->comm_timeout : SQ_COMM_TIMEOUT_DEFAULT;
     sq_watchdog_set_timeout(base + 3.0 * per_fold * (most - j->lay.nmine));
     sq_debug("rank %d: %d fold(s) to wait for, end-of-job deadline %.0f s", j->w->rank,
