@@ -4,8 +4,8 @@
 # reference CV) estimates the contours of fold 0's own test patients (never trained on), through
 # `segqa predict --pairs -f json`, and `segqa monitor` watches the stream against the reference
 # run's out-of-fold estimates:
-#   * degradation: the GT contours (both hippocampus labels) lose a random share of their boundary
-#     voxels that grows every 20 cases (0, 15, 30, ... %): the true Dice falls a little per block,
+#   * degradation: the GT contours (both hippocampus labels) are eroded a little more every 20
+#     cases (block b: b passes that each shave half of the boundary voxels): the true Dice falls per block,
 #     the estimates follow, and the monitor alarms (exit 3) within 100 cases;
 #   * control: the same cases with the same contours throughout (no degradation): no alarm (exit 0);
 #   * the estimates fall with the degradation (block means decrease from the first to the last).
@@ -25,7 +25,7 @@ bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 [ -s "$ref/model/best.h5" ] || { bad "no committed reference model $ref/model/best.h5"; finish; }
 
-# 120 pairs: fold 0's test cases in turn; block b = i // 20 shaves each boundary voxel with p 0.15 b
+# 120 pairs: fold 0's test cases in turn; block b = i // 20 of erosion
 "$py" - "$data" "$ref/splits.json" "$tmp" <<'PY' || { bad "making the streams"; finish; }
 import json, sys
 import nibabel as nib
@@ -39,9 +39,11 @@ for i in range(120):
     case = cases[i % len(cases)]
     lab = nib.load(f"{data}/labels/{case}.nii.gz")
     gt = np.asarray(lab.dataobj) > 0
-    boundary = gt & ~ndimage.binary_erosion(gt)
-    for kind, p in (("drift", 0.15 * (i // 20)), ("steady", 0.0)):
-        m = gt & ~(boundary & (rng.random(gt.shape) < p))
+    for kind, passes in (("drift", i // 20), ("steady", 0)):
+        m = gt.copy()
+        for _ in range(passes):  # each pass shaves half of the current boundary voxels
+            boundary = m & ~ndimage.binary_erosion(m)
+            m &= ~(boundary & (rng.random(m.shape) < 0.5))
         path = f"{t}/{kind}_{i:03d}.nii.gz"
         nib.save(nib.Nifti1Image(m.astype(np.uint8), lab.affine), path)
         dice = 2 * (m & gt).sum() / (m.sum() + gt.sum())
