@@ -296,7 +296,8 @@ static double max_err_l1(const float *a, const float *b, const double *l1, size_
     return m;
 }
 
-static const double TOL_FWD = 1e-5, TOL_STAT = 1e-5, TOL_DX = 1e-5, TOL_DPARAM_CPU = 1e-6,
+// TOL_DPARAM_CPU: the CPU's dgamma/dbeta come from 8-float vector sums with FMA since issue 17.
+static const double TOL_FWD = 1e-5, TOL_STAT = 1e-5, TOL_DX = 1e-5, TOL_DPARAM_CPU = 1e-5,
                     TOL_DPARAM_EXACT = 1e-6;
 
 static const char *act_name(int a) {
@@ -465,8 +466,16 @@ static void run_case(sq_backend *be, const bn_case *k) {
         const dparam_ref ex = exact_dparams(k, &d, csm, csi);
         report(name, "dgamma", max_err_l1(dg.data(), cpu_ptr(&c, v.dg), ex.l1g.data(), C),
                TOL_DPARAM_CPU);
-        report(name, "dbeta", max_err_l1(db.data(), cpu_ptr(&c, v.db), ex.l1b.data(), C),
-               TOL_DPARAM_CPU);
+        // One element per channel with ReLU: x̂ is 0 and z = x * sa + sb lands on ±rounding, so
+        // ReLU's derivative is a tie that the CPU's FMA and this emulation's mul + add break
+        // differently; the exact reference below still judges the emulation.
+        const int tie = k->act == SQ_ACT_RELU && (double)k->s.n * k->s.d * k->s.h * k->s.w == 1.0;
+        const double eb = max_err_l1(db.data(), cpu_ptr(&c, v.db), ex.l1b.data(), C);
+        if (tie)
+            printf("--   %-58s %-12s max err %.3g (ReLU tie at M = 1, not judged)\n", name, "dbeta",
+                   eb);
+        else
+            report(name, "dbeta", eb, TOL_DPARAM_CPU);
         report(name, "dgamma exact", max_err(dg.data(), ex.dg.data(), C), TOL_DPARAM_EXACT);
         report(name, "dbeta exact", max_err(db.data(), ex.db.data(), C), TOL_DPARAM_EXACT);
         check_logs(name, &lc, &le);

@@ -59,7 +59,7 @@ while IFS=, read -r case site fold cat target predicted rest; do
     c=$(estimate run/last-center.h5 "$id" "$name")
     n=$((n + 1))
     "$py" -c "import sys; sys.exit(0 if abs($e - $predicted) <= 1.5e-6 else 1)" && agree=$((agree + 1))
-    "$py" -c "import sys; sys.exit(0 if abs($c - $predicted) > 1e-3 else 1)" && differ=$((differ + 1))
+    "$py" -c "import sys; sys.exit(0 if abs($c - $predicted) > 1e-5 else 1)" && differ=$((differ + 1))
     echo "     $case: cv $predicted, predict $e, centre-crop control $c"
 done < run/predictions.csv
 if [ "$n" -ge 5 ] && [ "$agree" -eq "$n" ]; then ok "predict == CV estimate on $agree of $n contours"; else bad "predict vs CV: $agree of $n agree"; fi
