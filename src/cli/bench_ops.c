@@ -333,8 +333,7 @@ static sq_code bench_dense(bench *b, sq_status *st) {
         {"BiFPN pointwise 1x1x1 (P3)", conv_of(2, 64, 14, 20, 20, 64, 1, 1, 1, 1, 1), 1},
     };
     out(b, "\n### Dense 3D convolution (%s, cached plans, plain NCDHW)\n\n",
-        b->cuda ? "cuDNN / cuBLAS"
-                : "tiled oneDNN sgemm; stem via im2col tiles, its bwd-data oneDNN");
+        b->cuda ? "cuDNN / cuBLAS" : "oneDNN");
     out(b, "| op | input -> cout | pass | ms | rate | vs limit | note "
            "|\n|---|---|---|---:|---:|---:|---|\n");
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {

@@ -9,7 +9,6 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -440,65 +439,26 @@ static sq_code chscale_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale
 
 /* ---- max pooling --------------------------------------------------------------------------- */
 
-/* Max pooling is separable: along W, then H, then D. Each pass keeps the first maximum of its
- * window (strict >), which composes to the smallest (d, h, w) among the maxima: the first maximum
- * in raster order, as PyTorch routes the gradient. Windows are clamped to the input (padding never
- * wins). Per plane: tw/iw (D x H x Wo: value, w), th/ih (D x Ho x Wo: value, h*W + w) in the
- * thread's scratch; `arg` NULL computes values only. */
-static inline void pool_win(const sq_pool3d *p, int a, int n, int o, int *lo, int *hi) {
-    const int st = o * p->stride[a] - p->pad[a];
-    *lo = st < 0 ? 0 : st;
-    *hi = st + p->k[a] < n ? st + p->k[a] : n;
-}
-
-static size_t pool_scratch_floats(const sq_pool3d *p) {
-    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
-    return 2 * ((size_t)s.d * s.h * o.w + (size_t)s.d * o.h * o.w);
-}
-
-static void pool_plane(const sq_pool3d *p, const float *xp, float *scr, float *yp, int32_t *arg) {
-    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
-    const size_t nw = (size_t)s.d * s.h * o.w, nh = (size_t)s.d * o.h * o.w;
-    float *tw = scr, *th = scr + nw;
-    int32_t *iw = (int32_t *)(void *)(th + nh), *ih = iw + nw;
-    for (int r = 0; r < s.d * s.h; r++) { /* W */
-        const float *row = xp + (size_t)r * s.w;
-        for (int ow = 0; ow < o.w; ow++) {
-            int lo, hi;
-            pool_win(p, 2, s.w, ow, &lo, &hi);
-            int best = lo;
-            for (int w = lo + 1; w < hi; w++)
-                if (row[w] > row[best]) best = w;
-            tw[(size_t)r * o.w + ow] = row[best];
-            iw[(size_t)r * o.w + ow] = best;
+/* Index within the plane of the first maximum of the window of output (od, oh, ow). */
+static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int oh, int ow) {
+    const sq_shape5 s = p->in;
+    const int d0 = od * p->stride[0] - p->pad[0], h0 = oh * p->stride[1] - p->pad[1],
+              w0 = ow * p->stride[2] - p->pad[2];
+    const int d1 = d0 + p->k[0] < s.d ? d0 + p->k[0] : s.d,
+              h1 = h0 + p->k[1] < s.h ? h0 + p->k[1] : s.h,
+              w1 = w0 + p->k[2] < s.w ? w0 + p->k[2] : s.w;
+    float best = -INFINITY;
+    size_t arg = SIZE_MAX;
+    for (int d = d0 < 0 ? 0 : d0; d < d1; d++)
+        for (int h = h0 < 0 ? 0 : h0; h < h1; h++) {
+            const size_t r = ((size_t)d * s.h + h) * s.w;
+            for (int w = w0 < 0 ? 0 : w0; w < w1; w++)
+                if (xp[r + w] > best || arg == SIZE_MAX) {
+                    best = xp[r + w];
+                    arg = r + w;
+                }
         }
-    }
-    for (int d = 0; d < s.d; d++) /* H */
-        for (int oh = 0; oh < o.h; oh++) {
-            int lo, hi;
-            pool_win(p, 1, s.h, oh, &lo, &hi);
-            const size_t base = (size_t)d * s.h * o.w, out = ((size_t)d * o.h + oh) * o.w;
-            for (int ow = 0; ow < o.w; ow++) {
-                int best = lo;
-                for (int h = lo + 1; h < hi; h++)
-                    if (tw[base + (size_t)h * o.w + ow] > tw[base + (size_t)best * o.w + ow])
-                        best = h;
-                th[out + ow] = tw[base + (size_t)best * o.w + ow];
-                ih[out + ow] = best * s.w + iw[base + (size_t)best * o.w + ow];
-            }
-        }
-    for (int od = 0; od < o.d; od++) { /* D */
-        int lo, hi;
-        pool_win(p, 0, s.d, od, &lo, &hi);
-        for (int j = 0; j < o.h * o.w; j++) {
-            int best = lo;
-            for (int d = lo + 1; d < hi; d++)
-                if (th[(size_t)d * o.h * o.w + j] > th[(size_t)best * o.h * o.w + j]) best = d;
-            const size_t at = (size_t)best * o.h * o.w + j, oi = (size_t)od * o.h * o.w + j;
-            if (yp) yp[oi] = th[at];
-            if (arg) arg[oi] = best * s.h * s.w + ih[at];
-        }
-    }
+    return arg;
 }
 
 static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
@@ -509,11 +469,15 @@ static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
     float *py = sq_cpu_f(y);
     const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
     const int planes = s.n * s.c;
-    sq_cpu *c = sq_cpu_of(be);
-    SQ_TRY(sq_cpu_scratch_reserve(c, pool_scratch_floats(p), st));
 #pragma omp parallel for schedule(static) NT
-    for (int pl = 0; pl < planes; pl++)
-        pool_plane(p, px + pl * S, c->scratch[omp_get_thread_num()].p, py + pl * So, NULL);
+    for (int pl = 0; pl < planes; pl++) {
+        const float *xp = px + pl * S;
+        float *yp = py + pl * So;
+        for (int od = 0; od < o.d; od++)
+            for (int oh = 0; oh < o.h; oh++)
+                for (int ow = 0; ow < o.w; ow++)
+                    yp[((size_t)od * o.h + oh) * o.w + ow] = xp[pool_arg(p, xp, od, oh, ow)];
+    }
     return SQ_OK;
 }
 
@@ -525,18 +489,15 @@ static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
     float *pdx = sq_cpu_f(dx);
     const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
     const int planes = s.n * s.c;
-    sq_cpu *c = sq_cpu_of(be);
-    SQ_TRY(sq_cpu_scratch_reserve(c, pool_scratch_floats(p) + So, st));
 #pragma omp parallel for schedule(static) NT
     for (int pl = 0; pl < planes; pl++) {
-        float *scr = c->scratch[omp_get_thread_num()].p;
-        int32_t *arg = (int32_t *)(void *)(scr + pool_scratch_floats(p));
-        pool_plane(p, px + pl * S, scr, NULL, arg);
-        const float *gp = pdy + pl * So;
+        const float *xp = px + pl * S, *gp = pdy + pl * So;
         float *dp = pdx + pl * S;
         memset(dp, 0, S * sizeof(float));
-        for (size_t i = 0; i < So; i++) /* in output order, as before: the same sums */
-            dp[arg[i]] += gp[i];
+        for (int od = 0; od < o.d; od++)
+            for (int oh = 0; oh < o.h; oh++)
+                for (int ow = 0; ow < o.w; ow++)
+                    dp[pool_arg(p, xp, od, oh, ow)] += gp[((size_t)od * o.h + oh) * o.w + ow];
     }
     return SQ_OK;
 }
