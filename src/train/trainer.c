@@ -683,6 +683,7 @@ static sq_code validate(job *j, evaluator *e, const int *cases, int ncases, doub
 
 static sq_code push_to(sq_prediction **list, int *len, int *cap, const sq_prediction *p, int n,
                        sq_status *st) {
+    if (n == 0) return SQ_OK; /* p may be NULL then (an evaluator that produced nothing) */
     if (*len + n > *cap) {
         int c = *cap ? *cap : 64;
         while (c < *len + n)
