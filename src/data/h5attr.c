@@ -12,9 +12,9 @@ char *sq_h5_attr_read_str(hid_t loc, const char *name) {
     char *out = NULL;
     if (H5Tget_class(ft) == H5T_STRING) {
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, H5Tget_cset(ft)); /* HDF5 converts no string between ASCII and UTF-8 */
         if (H5Tis_variable_str(ft) > 0) {
             H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(ft));
             char *v = NULL;
             if (H5Aread(a, mt, &v) >= 0 && v) {
                 out = strdup(v);

@@ -60,14 +60,20 @@ sq_code sq_case_add_contour(sq_case *c, const char *name, const char *method, ch
 
 /* ---------------- attributes ---------------- */
 
+/* A fixed-length, null-padded UTF-8 string (one byte at least: HDF5 refuses size 0). Not
+ * variable-length: those live in the file's global heap, and libhdf5 1.10.8 hangs, segfaults or
+ * copies onto itself on a corrupt one (fuzz_site, docs/data-format.md). Readers accept both. */
 static int attr_str(hid_t loc, const char *name, const char *value) {
+    const char *v = value ? value : "";
+    size_t n = strlen(v);
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, n ? n : 1);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
     H5Tset_cset(t, H5T_CSET_UTF8);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    const char *v = value ? value : "";
-    herr_t e = a < 0 ? -1 : H5Awrite(a, t, &v);
+    const char nul[1] = {0};
+    herr_t e = a < 0 ? -1 : H5Awrite(a, t, n ? v : nul);
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);

@@ -12,6 +12,7 @@ dice = {}
 with h5py.File(site, "r") as f:
     for cid, g in f["cases"].items():
         p = g.attrs["patient"]
+        p = p.decode() if isinstance(p, bytes) else p  # fixed-length UTF-8 (data-format.md)
         p = p.decode() if isinstance(p, bytes) else p
         dice.setdefault(p, []).extend(float(c.attrs["dice"]) for c in g["contours"].values())
 rows = list(csv.DictReader(open(f"{run}/predictions.csv")))

@@ -25,6 +25,45 @@ def crop_pad(a, shape):
     return out
 
 
+def string_attrs(f):
+    """(object, name, is_vlen) of every string attribute in an open h5py file."""
+    out = []
+    def visit(obj):
+        for name in obj.attrs:
+            t = obj.attrs.get_id(name).get_type()
+            if isinstance(t, h5py.h5t.TypeStringID):
+                out.append((obj, name, t.is_variable_str()))
+    visit(f)
+    f.visititems(lambda _, obj: visit(obj))
+    return out
+
+
+def check_string_attrs(a, site):
+    """segqa writes fixed-length UTF-8 strings (no global heap: docs/data-format.md) and still reads
+    the variable-length strings of older site files and of h5py (which writes str as vlen)."""
+    with h5py.File(site, "r") as f:
+        attrs = string_attrs(f)
+        assert len(attrs) > 10 and not any(v for _, _, v in attrs), [n for _, n, v in attrs if v][:5]
+    small, legacy = os.path.join(a.work, "small.h5"), os.path.join(a.work, "legacy.h5")
+    subprocess.run([a.segqa, "ingest", "-q", "-o", small, "--shape", "16x16x16", "--limit", "3",
+                    a.data], check=True)
+    with h5py.File(small, "r+") as f:
+        for obj, name, _ in string_attrs(f):
+            value = obj.attrs[name].decode()
+            del obj.attrs[name]
+            obj.attrs[name] = value  # a str: variable-length
+        assert all(v for _, _, v in string_attrs(f))
+    subprocess.run([a.segqa, "contours", "-q", "--atlas", "1", "--perturb", "0", "--near", "0",
+                    small, "-o", legacy], check=True)
+    with h5py.File(legacy, "r") as f:
+        assert f.attrs["format"] == b"segqa-site" and len(f["cases"]) == 3
+        methods = sorted(ds.attrs["method"].decode() for g in f["cases"].values()
+                         for ds in g["contours"].values())
+        assert methods == ["atlas"] * 3, methods
+        assert json.loads(f["cases"][sorted(f["cases"])[0]].attrs["source"])["shape_zyx"]
+    print(f"string attributes: {len(attrs)} fixed-length; a variable-length (older) file reads back")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--segqa", required=True)
@@ -58,11 +97,11 @@ def main():
     assert not leftovers, leftovers
 
     f = h5py.File(site, "r")
-    assert f.attrs["format"] == "segqa-site", f.attrs["format"]
+    assert f.attrs["format"] == b"segqa-site", f.attrs["format"]  # fixed-length: bytes
     assert int(f.attrs["format_version"]) == 1
     shape = tuple(int(v) for v in f.attrs["shape"])
     assert shape == (40, 56, 40), shape
-    assert f.attrs["axes"] == "zyx"
+    assert f.attrs["axes"] == b"zyx"
     pre = json.loads(f.attrs["preprocessing"])
     assert pre["norm_lo_percentile"] == 0 and pre["norm_hi_percentile"] == 99
     cases = sorted(f["cases"].keys())
@@ -98,7 +137,7 @@ def main():
             d = 2.0 * np.sum(c & gtb) / (np.sum(c) + np.sum(gtb))
             assert abs(d - float(ds.attrs["dice"])) < 1e-9, (cid, name, d, ds.attrs["dice"])
             json.loads(ds.attrs["params"])
-            dices.setdefault(str(ds.attrs["method"]), []).append(d)
+            dices.setdefault(ds.attrs["method"].decode(), []).append(d)
     for m, v in sorted(dices.items()):
         v = np.array(v)
         print(f"{m}: n={len(v)} Dice min {v.min():.3f} p10 {np.percentile(v, 10):.3f} "
@@ -106,6 +145,7 @@ def main():
     allv = np.concatenate([np.array(v) for v in dices.values()])
     # a realistic spread: not all near 1, not all near 0
     assert allv.min() < 0.6 and allv.max() > 0.85 and 0.5 < np.median(allv) < 0.95, allv
+    check_string_attrs(a, site)
     print(f"OK: {len(cases)} cases, image preprocessing max rel err {max_img_err:.2e}, "
           f"{len(allv)} contour Dice values match numpy")
     return 0

@@ -25,7 +25,7 @@ def main():
     subprocess.run([a.segqa, "synth", "-q", "-o", site, "-n", "6", "--shape", "12x96x96",
                     "--two-contours", "0.5", "--nifti", nii], check=True)
     f = h5py.File(site, "r")
-    assert f.attrs["format"] == "segqa-site" and tuple(f.attrs["shape"]) == (12, 96, 96)
+    assert f.attrs["format"] == b"segqa-site" and tuple(f.attrs["shape"]) == (12, 96, 96)
     assert np.allclose(f.attrs["spacing"], [3.9, 0.59, 0.59])
     ds = []
     for cid, g in f["cases"].items():
@@ -53,7 +53,7 @@ def main():
         assert sorted(g["contours"]) == sorted(g1["contours"]), cid
         for name, c in g["contours"].items():
             assert abs(c.attrs["dice"] - g1["contours"][name].attrs["dice"]) < 1e-12
-            assert c.attrs["method"] == "given"
+            assert c.attrs["method"] == b"given"
         assert abs(float(g.attrs["clinical_age"]) - json.loads(g1.attrs["clinical"])["age"]) < 0.051
     print("OK: synth site and its NIfTI re-ingest agree")
     return 0

@@ -23,7 +23,7 @@ cd "$tmp" || exit 1
 if "$py" - <<'PY'; then
 import h5py, json, numpy as np
 sites = [h5py.File(f"study-site{k}.h5") for k in (1, 2, 3)]
-names = [f.attrs["site"] for f in sites]
+names = [f.attrs["site"].decode() for f in sites]  # fixed-length strings: bytes in h5py
 names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 assert names == ["synth-site1", "synth-site2", "synth-site3"], names
 sp = [tuple(np.asarray(f.attrs["spacing"]).ravel()) for f in sites]
