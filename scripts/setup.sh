@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 PACKAGES=(
-  build-essential cmake pkg-config git zlib1g-dev
+  build-essential cmake pkg-config git zlib1g-dev libdeflate-dev
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libnifti2-dev libdnnl-dev ocl-icd-opencl-dev
   libopenblas-dev libcjson-dev libcmocka-dev gnuplot-nox libpng-dev slurm-wlm chromium libxgboost-dev
   python3 python3-numpy python3-scipy python3-h5py python3-nibabel python3-torch

@@ -37,6 +37,10 @@ sq_code sq_nifti_check_pair(const sq_volume *img, const char *img_path, const sq
  * same folder and renamed on success. */
 sq_code sq_nifti_write(const char *path, const sq_volume *v, sq_status *st);
 
+/* How many .nii.gz voxel reads took the one-call libdeflate path since the process started (the
+ * rest went through znzlib: no libdeflate at build time, or a stream it would not take whole). */
+long sq_nifti_fast_gz_reads(void);
+
 /* Self-check for `segqa check` (to be wired by src/cli): read DIR/images/FILE and
  * DIR/labels/FILE of one bundled case (FILE NULL: hippocampus_004.nii.gz), check shape/affine
  * agreement, label values and finite intensities, and compute the Dice of label 1 vs labels

@@ -108,6 +108,12 @@ static float select_kth(float *x, size_t n, size_t kk) {
 }
 
 static double percentile(float *tmp, size_t n, double pct) {
+    if (pct <= 0 || pct >= 100) { /* the minimum or maximum (the usual lower one is 0): one scan */
+        float m = tmp[0];
+        for (size_t i = 1; i < n; i++)
+            m = pct <= 0 ? (tmp[i] < m ? tmp[i] : m) : (tmp[i] > m ? tmp[i] : m);
+        return m;
+    }
     double pos = pct / 100.0 * (double)(n - 1);
     size_t k = (size_t)floor(pos);
     double frac = pos - (double)k;

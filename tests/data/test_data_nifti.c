@@ -8,8 +8,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "core/fileio.h"
 #include "data/nifti.h"
 #include "data/volume.h"
+
+#include <zlib.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -251,6 +254,70 @@ static void test_selfcheck(void **state) {
     assert_non_null(strstr(st.msg, "hippocampus_004.nii.gz: no such file"));
 }
 
+/* Write bytes [a, b) of buf to path as one gzip member, appended when `append`. */
+static void gz_member(const char *path, const char *buf, size_t a, size_t b, int append) {
+    gzFile g = gzopen(path, append ? "ab" : "wb");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, buf + a, (unsigned)(b - a)), (int)(b - a));
+    assert_int_equal(gzclose(g), Z_OK);
+}
+
+/* One image as .nii and as gzip forms a .nii.gz can take: two members and trailing bytes after the
+ * member (read, equal to the plain file, through libdeflate when built), a wrong CRC and a
+ * truncated stream (libdeflate refuses them, znzlib then fails with a line naming the file). */
+static void test_gzip_forms(void **state) {
+    (void)state;
+    sq_volume v, r, plain;
+    sq_status st;
+    assert_int_equal(sq_volume_alloc(&v, SQ_F32, 5, 7, 9, &st), SQ_OK);
+    for (size_t i = 0; i < sq_volume_numel(&v); i++)
+        sq_volume_f32(&v)[i] = (float)(i % 97) * 1.5f - 20.0f;
+    char nii[512], gz[512];
+    snprintf(nii, sizeof nii, "%s/forms.nii", g_dir);
+    assert_int_equal(sq_nifti_write(nii, &v, &st), SQ_OK);
+    assert_int_equal(sq_nifti_read_image(nii, &plain, &st), SQ_OK);
+    size_t n = 0;
+    char *raw = NULL;
+    assert_int_equal(sq_read_file(nii, &raw, &n, &st), SQ_OK);
+    const size_t bytes = sq_volume_numel(&v) * sizeof(float);
+    const char *forms[] = {"two-members", "trailing", "bad-crc", "truncated"};
+    for (int f = 0; f < 4; f++) {
+        snprintf(gz, sizeof gz, "%s/forms-%s.nii.gz", g_dir, forms[f]);
+        gz_member(gz, raw, 0, f == 0 ? n / 2 : n, 0);
+        if (f == 0) gz_member(gz, raw, n / 2, n, 1);
+        char *z = NULL;
+        size_t zn = 0;
+        assert_int_equal(sq_read_file(gz, &z, &zn, &st), SQ_OK);
+        FILE *fp = fopen(gz, "wb");
+        assert_non_null(fp);
+        if (f == 2) z[zn - 6] ^= 0x5a; /* inside the CRC-32 of the trailer */
+        fwrite(z, 1, f == 3 ? zn / 2 : zn, fp);
+        if (f == 1) fputs("trailing bytes, not gzip", fp);
+        fclose(fp);
+        free(z);
+        long fast = sq_nifti_fast_gz_reads();
+        sq_code rc = sq_nifti_read_image(gz, &r, &st);
+        if (f >= 2) {
+            assert_int_not_equal(rc, SQ_OK);
+            assert_non_null(strstr(st.msg, f == 2 ? "forms-bad-crc.nii.gz" : "forms-truncated.nii.gz"));
+            assert_int_equal(sq_nifti_fast_gz_reads(), fast);
+            continue;
+        }
+        if (rc != SQ_OK) print_error("%s: %s\n", forms[f], st.msg);
+        assert_int_equal(rc, SQ_OK);
+        assert_memory_equal(sq_volume_f32(&r), sq_volume_f32(&plain), bytes);
+        sq_volume_free(&r);
+#ifdef SEGQA_HAVE_LIBDEFLATE
+        assert_int_equal(sq_nifti_fast_gz_reads() - fast, 1);
+#else
+        assert_int_equal(sq_nifti_fast_gz_reads() - fast, 0);
+#endif
+    }
+    free(raw);
+    sq_volume_free(&v);
+    sq_volume_free(&plain);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_real_files),
@@ -259,6 +326,7 @@ int main(void) {
         cmocka_unit_test(test_label_sets),
         cmocka_unit_test(test_datatype_variants),
         cmocka_unit_test(test_selfcheck),
+        cmocka_unit_test(test_gzip_forms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
