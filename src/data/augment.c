@@ -4,6 +4,7 @@
  * one bilinear image fetch and two mask fetches per voxel. */
 #include "data/augment.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,223 @@ static void mask_centroid(const uint8_t *m, int d, int h, int w, double c[3]) {
 }
 
 /* GT injection's draw: its own stream, so gt_rate leaves every other draw where it was. */
+/* ---- the resampling of one output row ----
+ * Source coordinates (xs, ys) per output voxel come precomputed (rxs, rys). The image is fetched
+ * bilinearly (zero outside), GT and contour by nearest neighbour (the contour through the swap
+ * scaling when `scaled`). row_avx2 does the coordinate and weight arithmetic of 8 voxels at a time
+ * with the same float operations in the same order (no FMA), so both give bit-identical rows
+ * (tests/data/test_data_augment test_isa_identical). */
+typedef struct aug_row {
+    const float *islice;
+    const uint8_t *gslice, *cslice;
+    const uint8_t *bslice; /* unscaled rows on AVX2: (gt != 0) | (contour != 0) << 1, else NULL */
+    const float *rxs, *rys;
+    float *orow;
+    uint8_t *ogrow, *ocrow;
+    int W, H, scaled, zc_ok;
+    float fcx, fcy, fisc;
+} aug_row;
+
+typedef struct aug_count {
+    size_t gt, ct, both;
+} aug_count;
+
+static int g_use_avx2 = -1; /* set on first use by sq_augment_isa() */
+
+/* Floor by truncation after an offset (floorf is a libm call on baseline x86-64); coordinates far
+ * outside (< -OFF) are clamped and land outside anyway. */
+static inline __attribute__((always_inline)) float clamp_lo(float v) {
+    return v > -OFFF ? v : -OFFF;
+}
+
+static inline __attribute__((always_inline)) void voxel_scalar(const aug_row *r, int x,
+                                                               aug_count *c) {
+    const int W = r->W, H = r->H;
+    float xs = r->rxs[x], ys = r->rys[x];
+    float ox = clamp_lo(xs), oy = clamp_lo(ys);
+    int ix = (int)(ox + OFFF) - OFF, iy = (int)(oy + OFFF) - OFF;
+    float wx = ox - (float)ix, wy = oy - (float)iy;
+    float a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    int inx0 = ix >= 0 && ix < W, inx1 = ix + 1 >= 0 && ix + 1 < W;
+    int iny0 = iy >= 0 && iy < H, iny1 = iy + 1 >= 0 && iy + 1 < H;
+    const float *is = r->islice;
+    if (iny0 && inx0) a00 = is[(size_t)iy * W + ix];
+    if (iny0 && inx1) a01 = is[(size_t)iy * W + ix + 1];
+    if (iny1 && inx0) a10 = is[(size_t)(iy + 1) * W + ix];
+    if (iny1 && inx1) a11 = is[(size_t)(iy + 1) * W + ix + 1];
+    float top = a00 + wx * (a01 - a00), bot = a10 + wx * (a11 - a10);
+    r->orow[x] = top + wy * (bot - top);
+    int nx = ix + (wx >= 0.5f), ny = iy + (wy >= 0.5f);
+    uint8_t g = 0, k = 0;
+    if ((unsigned)nx < (unsigned)W && (unsigned)ny < (unsigned)H)
+        g = r->gslice[(size_t)ny * W + nx] != 0;
+    if (!r->scaled) {
+        if ((unsigned)nx < (unsigned)W && (unsigned)ny < (unsigned)H)
+            k = r->cslice[(size_t)ny * W + nx] != 0;
+    } else if (r->zc_ok) {
+        float mxf = clamp_lo(r->fcx + (xs - r->fcx) * r->fisc);
+        float myf = clamp_lo(r->fcy + (ys - r->fcy) * r->fisc);
+        int mx = (int)(mxf + (OFFF + 0.5f)) - OFF, my = (int)(myf + (OFFF + 0.5f)) - OFF;
+        if ((unsigned)mx < (unsigned)W && (unsigned)my < (unsigned)H)
+            k = r->cslice[(size_t)my * W + mx] != 0;
+    }
+    r->ogrow[x] = g;
+    r->ocrow[x] = k;
+    c->gt += g, c->ct += k, c->both += g & k;
+}
+
+static void row_scalar(const aug_row *r, int x0, aug_count *c) {
+    for (int x = x0; x < r->W; x++)
+        voxel_scalar(r, x, c);
+}
+
+#define AVX2 __attribute__((target("avx2")))
+
+/* Mask fetches of 8 voxels: byte loads at the indices the vector part computed (-1: outside). */
+static inline AVX2 void masks8(const uint8_t *gs, const uint8_t *cs, uint8_t *og, uint8_t *oc,
+                               const int *gi, const int *ci, unsigned cnt[3]) {
+    static const uint8_t zero = 0;
+    for (int l = 0; l < 8; l++) {
+        uint8_t g = *(gi[l] >= 0 ? gs + gi[l] : &zero) != 0;
+        uint8_t k = *(ci[l] >= 0 ? cs + ci[l] : &zero) != 0;
+        og[l] = g, oc[l] = k;
+        cnt[0] += g, cnt[1] += k, cnt[2] += g & k;
+    }
+}
+
+/* The same for an unscaled contour: one byte load per voxel from the (gt | contour << 1) slice. */
+static inline AVX2 void masks8_both(const uint8_t *bs, uint8_t *og, uint8_t *oc, const int *gi,
+                                    unsigned cnt[3]) {
+    static const uint8_t zero = 0;
+    for (int l = 0; l < 8; l++) {
+        uint8_t v = *(gi[l] >= 0 ? bs + gi[l] : &zero), g = v & 1, k = v >> 1;
+        og[l] = g, oc[l] = k;
+        cnt[0] += g, cnt[1] += k, cnt[2] += g & k;
+    }
+}
+
+/* Flat index y * W + x where 0 <= x < W and 0 <= y < H, else -1 (8 lanes). */
+static inline AVX2 __m256i index_or_neg(__m256i x, __m256i y, __m256i Wv, __m256i Hv) {
+    const __m256i neg = _mm256_set1_epi32(-1);
+    __m256i ok = _mm256_and_si256(_mm256_cmpgt_epi32(x, neg), _mm256_cmpgt_epi32(Wv, x));
+    ok = _mm256_and_si256(ok,
+                          _mm256_and_si256(_mm256_cmpgt_epi32(y, neg), _mm256_cmpgt_epi32(Hv, y)));
+    __m256i idx = _mm256_add_epi32(_mm256_mullo_epi32(y, Wv), x);
+    return _mm256_blendv_epi8(neg, idx, ok);
+}
+
+/* The two horizontally adjacent floats at p as the low half of a vector. */
+static inline AVX2 __m128 pair_at(const float *p) {
+    return _mm_castpd_ps(_mm_load_sd((const double *)(const void *)p));
+}
+
+/* Lanes l0..l3 of the pairs at is + idx[l] (top row) deinterleaved into left and right taps. */
+static inline AVX2 void pairs4(const float *is, const int *idx, __m128 *left, __m128 *right) {
+    __m128 q01 = _mm_movelh_ps(pair_at(is + idx[0]), pair_at(is + idx[1]));
+    __m128 q23 = _mm_movelh_ps(pair_at(is + idx[2]), pair_at(is + idx[3]));
+    *left = _mm_shuffle_ps(q01, q23, _MM_SHUFFLE(2, 0, 2, 0));
+    *right = _mm_shuffle_ps(q01, q23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* The 4 bilinear taps a00, a01, a10, a11 of 8 voxels whose top-left source voxel is (ix, iy).
+ * All inside: two 8-byte loads per voxel, deinterleaved (AVX2 gathers were slower than the
+ * portable loop on the AMD EPYC these machines have). Else scalar loads at the indices computed
+ * here, a tap outside reading a zero. */
+static inline AVX2 void taps8(const float *is, __m256i ix, __m256i iy, __m256i Wv, __m256i Hv,
+                              __m256 a[4]) {
+    const __m256i one = _mm256_set1_epi32(1), neg = _mm256_set1_epi32(-1);
+    const __m256i inner =
+        _mm256_and_si256(_mm256_and_si256(_mm256_cmpgt_epi32(ix, neg), _mm256_cmpgt_epi32(iy, neg)),
+                         _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_sub_epi32(Wv, one), ix),
+                                          _mm256_cmpgt_epi32(_mm256_sub_epi32(Hv, one), iy)));
+    int idx[4][8];
+    if (_mm256_movemask_epi8(inner) == -1) {
+        const int W = _mm256_extract_epi32(Wv, 0);
+        _mm256_storeu_si256((__m256i *)idx[0], _mm256_add_epi32(_mm256_mullo_epi32(iy, Wv), ix));
+        __m128 l0, r0, l1, r1, l2, r2, l3, r3;
+        pairs4(is, idx[0], &l0, &r0);
+        pairs4(is, idx[0] + 4, &l1, &r1);
+        pairs4(is + W, idx[0], &l2, &r2);
+        pairs4(is + W, idx[0] + 4, &l3, &r3);
+        a[0] = _mm256_set_m128(l1, l0), a[1] = _mm256_set_m128(r1, r0);
+        a[2] = _mm256_set_m128(l3, l2), a[3] = _mm256_set_m128(r3, r2);
+        return;
+    }
+    const __m256i ix1 = _mm256_add_epi32(ix, one), iy1 = _mm256_add_epi32(iy, one);
+    _mm256_storeu_si256((__m256i *)idx[0], index_or_neg(ix, iy, Wv, Hv));
+    _mm256_storeu_si256((__m256i *)idx[1], index_or_neg(ix1, iy, Wv, Hv));
+    _mm256_storeu_si256((__m256i *)idx[2], index_or_neg(ix, iy1, Wv, Hv));
+    _mm256_storeu_si256((__m256i *)idx[3], index_or_neg(ix1, iy1, Wv, Hv));
+    static const float zero = 0.0f;
+    float t[4][8];
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 8; l++)
+            t[k][l] = *(idx[k][l] >= 0 ? is + idx[k][l] : &zero);
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm256_loadu_ps(t[k]);
+}
+
+static inline AVX2 __m256i trunc_off(__m256 v, __m256 off) {
+    return _mm256_sub_epi32(_mm256_cvttps_epi32(_mm256_add_ps(v, off)), _mm256_set1_epi32(OFF));
+}
+
+static AVX2 void row_avx2(const aug_row *r, aug_count *c) {
+    const __m256i Wv = _mm256_set1_epi32(r->W), Hv = _mm256_set1_epi32(r->H);
+    const __m256 lo = _mm256_set1_ps(-OFFF), off = _mm256_set1_ps(OFFF),
+                 offh = _mm256_set1_ps(OFFF + 0.5f), half = _mm256_set1_ps(0.5f),
+                 fcx = _mm256_set1_ps(r->fcx), fcy = _mm256_set1_ps(r->fcy),
+                 fisc = _mm256_set1_ps(r->fisc);
+    const uint8_t *gs = r->gslice, *cs = r->cslice;
+    const int scaled = r->scaled, zc_ok = r->zc_ok;
+    unsigned cnt[3] = {0, 0, 0}; /* a row has at most 2^31 voxels */
+    int x = 0;
+    for (; x + 8 <= r->W; x += 8) {
+        __m256 xs = _mm256_loadu_ps(r->rxs + x), ys = _mm256_loadu_ps(r->rys + x);
+        /* max(v, lo) is v > lo ? v : lo, NaN included: clamp_lo */
+        __m256 ox = _mm256_max_ps(xs, lo), oy = _mm256_max_ps(ys, lo);
+        __m256i ix = trunc_off(ox, off), iy = trunc_off(oy, off);
+        __m256 wx = _mm256_sub_ps(ox, _mm256_cvtepi32_ps(ix));
+        __m256 wy = _mm256_sub_ps(oy, _mm256_cvtepi32_ps(iy));
+        __m256 a[4];
+        taps8(r->islice, ix, iy, Wv, Hv, a);
+        const __m256 a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
+        __m256 top = _mm256_add_ps(a00, _mm256_mul_ps(wx, _mm256_sub_ps(a01, a00)));
+        __m256 bot = _mm256_add_ps(a10, _mm256_mul_ps(wx, _mm256_sub_ps(a11, a10)));
+        _mm256_storeu_ps(r->orow + x,
+                         _mm256_add_ps(top, _mm256_mul_ps(wy, _mm256_sub_ps(bot, top))));
+        /* nearest: ix + (wx >= 0.5) */
+        __m256i nx = _mm256_sub_epi32(ix, _mm256_castps_si256(_mm256_cmp_ps(wx, half, _CMP_GE_OQ)));
+        __m256i ny = _mm256_sub_epi32(iy, _mm256_castps_si256(_mm256_cmp_ps(wy, half, _CMP_GE_OQ)));
+        __m256i gidx = index_or_neg(nx, ny, Wv, Hv), cidx = gidx;
+        if (scaled) {
+            cidx = _mm256_set1_epi32(-1);
+            if (zc_ok) {
+                __m256 mxf = _mm256_max_ps(
+                    _mm256_add_ps(fcx, _mm256_mul_ps(_mm256_sub_ps(xs, fcx), fisc)), lo);
+                __m256 myf = _mm256_max_ps(
+                    _mm256_add_ps(fcy, _mm256_mul_ps(_mm256_sub_ps(ys, fcy), fisc)), lo);
+                cidx = index_or_neg(trunc_off(mxf, offh), trunc_off(myf, offh), Wv, Hv);
+            }
+        }
+        int gi[8], ci[8];
+        _mm256_storeu_si256((__m256i *)gi, gidx);
+        _mm256_storeu_si256((__m256i *)ci, cidx);
+        if (r->bslice)
+            masks8_both(r->bslice, r->ogrow + x, r->ocrow + x, gi, cnt);
+        else
+            masks8(gs, cs, r->ogrow + x, r->ocrow + x, gi, ci, cnt);
+    }
+    c->gt += cnt[0], c->ct += cnt[1], c->both += cnt[2];
+    row_scalar(r, x, c);
+}
+
+int sq_augment_isa(int use_avx2) {
+    if (g_use_avx2 < 0) g_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    int was = g_use_avx2;
+    if (use_avx2 >= 0) g_use_avx2 = use_avx2 && __builtin_cpu_supports("avx2");
+    return was;
+}
+
 static int gt_drawn(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint32_t sample) {
     if (!(cfg->gt_rate > 0)) return 0;
     sq_rng g;
@@ -103,6 +321,7 @@ static int gt_drawn(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uin
 sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint32_t sample,
                    const sq_aug_input *in, sq_aug_output *out, sq_status *st) {
     const int D = in->d, H = in->h, W = in->w;
+    if (g_use_avx2 < 0) sq_augment_isa(-1);
     sq_rng r;
     sq_rng_init(&r, seed, epoch, sample);
     sq_aug_record rec;
@@ -183,6 +402,9 @@ sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint
     const uint8_t *gt = in->gt, *ct = in->contour;
     size_t plane = (size_t)H * W;
     size_t n_gt = 0, n_ct = 0, n_both = 0;
+    uint8_t *both = !scaled && g_use_avx2 ? malloc((size_t)D * plane) : NULL;
+    for (size_t i = 0; both && i < (size_t)D * plane; i++)
+        both[i] = (uint8_t)((gt[i] != 0) | (ct[i] != 0) << 1);
     for (int z = 0; z < D; z++) {
         const float *islice = img + (size_t)z * plane;
         const uint8_t *gslice = gt + (size_t)z * plane;
@@ -231,56 +453,19 @@ sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint
                         rys[x] += ey0 + txw[x] * dey;
                     }
                 }
-            for (int x = 0; x < W; x++) {
-                float xs = rxs[x], ys = rys[x];
-                /* image: bilinear, zero outside */
-                /* floor by truncation after an offset (floorf is a libm call on baseline x86-64);
-                 * coordinates far outside (< -OFF) are clamped and land outside anyway */
-                float ox = (xs > -OFFF ? xs : -OFFF), oy = (ys > -OFFF ? ys : -OFFF);
-                int ix = (int)(ox + OFFF) - OFF, iy = (int)(oy + OFFF) - OFF;
-                float wx = ox - (float)ix, wy = oy - (float)iy;
-                float v;
-                if (ix >= 0 && iy >= 0 && ix < W - 1 && iy < H - 1) {
-                    const float *p = islice + (size_t)iy * W + ix;
-                    float top = p[0] + wx * (p[1] - p[0]);
-                    float bot = p[W] + wx * (p[W + 1] - p[W]);
-                    v = top + wy * (bot - top);
-                } else {
-                    float a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-                    int inx0 = ix >= 0 && ix < W, inx1 = ix + 1 >= 0 && ix + 1 < W;
-                    int iny0 = iy >= 0 && iy < H, iny1 = iy + 1 >= 0 && iy + 1 < H;
-                    if (iny0 && inx0) a00 = islice[(size_t)iy * W + ix];
-                    if (iny0 && inx1) a01 = islice[(size_t)iy * W + ix + 1];
-                    if (iny1 && inx0) a10 = islice[(size_t)(iy + 1) * W + ix];
-                    if (iny1 && inx1) a11 = islice[(size_t)(iy + 1) * W + ix + 1];
-                    float top = a00 + wx * (a01 - a00), bot = a10 + wx * (a11 - a10);
-                    v = top + wy * (bot - top);
-                }
-                orow[x] = v;
-                /* masks: nearest */
-                int nx = ix + (wx >= 0.5f), ny = iy + (wy >= 0.5f);
-                uint8_t g = 0, k = 0;
-                if ((unsigned)nx < (unsigned)W && (unsigned)ny < (unsigned)H)
-                    g = gslice[(size_t)ny * W + nx] != 0;
-                if (!scaled) {
-                    if ((unsigned)nx < (unsigned)W && (unsigned)ny < (unsigned)H)
-                        k = cslice[(size_t)ny * W + nx] != 0;
-                } else if (zc_ok) {
-                    float mxf = fcx + (xs - fcx) * fisc, myf = fcy + (ys - fcy) * fisc;
-                    mxf = mxf > -OFFF ? mxf : -OFFF;
-                    myf = myf > -OFFF ? myf : -OFFF;
-                    int mx = (int)(mxf + (OFFF + 0.5f)) - OFF,
-                        my = (int)(myf + (OFFF + 0.5f)) - OFF;
-                    if ((unsigned)mx < (unsigned)W && (unsigned)my < (unsigned)H)
-                        k = cslice[(size_t)my * W + mx] != 0;
-                }
-                ogrow[x] = g;
-                ocrow[x] = k;
-                n_gt += g, n_ct += k, n_both += g & k;
-            }
+            aug_row rw = {islice, gslice, cslice, both ? both + (size_t)z * plane : NULL,
+                          rxs,    rys,    orow,   ogrow,
+                          ocrow,  W,      H,      scaled,
+                          zc_ok,  fcx,    fcy,    fisc};
+            aug_count cnt = {0, 0, 0};
+            if (g_use_avx2)
+                row_avx2(&rw, &cnt);
+            else
+                row_scalar(&rw, 0, &cnt);
+            n_gt += cnt.gt, n_ct += cnt.ct, n_both += cnt.both;
         }
     }
-    free(gx), free(rowx), free(txw), free(x0w), free(xseg), free(rxs);
+    free(gx), free(rowx), free(txw), free(x0w), free(xseg), free(rxs), free(both);
     /* ---- failure injection, else GT injection ---- */
     int failed = cfg->fail_rate > 0 && u_fail < cfg->fail_rate && (cfg->fail_kinds & SQ_FAIL_ALL);
     if (!failed && gt_drawn(cfg, seed, epoch, sample)) {

@@ -84,6 +84,11 @@ typedef struct sq_aug_output {
     sq_aug_record rec;
 } sq_aug_output;
 
+/* The row kernel: use_avx2 1 = AVX2 (when the CPU has it), 0 = portable, -1 = leave as is.
+ * Returns the previous choice; the default is AVX2 where present. Both give bit-identical samples.
+ */
+int sq_augment_isa(int use_avx2);
+
 sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint32_t sample,
                    const sq_aug_input *in, sq_aug_output *out, sq_status *st);
 

@@ -157,8 +157,8 @@ long sq_nifti_fast_gz_reads(void) {
  * the read was a third of a deployment case's latency, issue 15). Fills nim->data with the `bytes`
  * after the header and returns 1; returns 0, having allocated nothing that stays, when the file is
  * not complete members holding at least that much, and the caller reads through znzlib, whose
- * errors name the problem. Nothing is allocated beyond what deflate can expand the file to (1032:1),
- * so a small file claiming gigabytes still fails on the short read (fuzz_nifti). */
+ * errors name the problem. Nothing is allocated beyond what deflate can expand the file to
+ * (1032:1), so a small file claiming gigabytes still fails on the short read (fuzz_nifti). */
 static int inflate_whole(nifti_image *nim, size_t bytes) {
     size_t csize = 0, total = (size_t)nim->iname_offset + bytes;
     char *in = NULL;
@@ -208,7 +208,8 @@ static size_t read_voxels(nifti_image *nim, size_t bytes) {
                 nim->data = nd, cap = ncap;
             }
             size_t n = znzread((char *)nim->data + got, 1, cap - got, fp);
-            if (n == 0 || n > cap - got) break; /* gzread's -1 on a corrupt stream comes as SIZE_MAX */
+            if (n == 0 || n > cap - got)
+                break; /* gzread's -1 on a corrupt stream comes as SIZE_MAX */
             got += n;
         }
     }

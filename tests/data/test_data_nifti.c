@@ -299,7 +299,8 @@ static void test_gzip_forms(void **state) {
         sq_code rc = sq_nifti_read_image(gz, &r, &st);
         if (f >= 2) {
             assert_int_not_equal(rc, SQ_OK);
-            assert_non_null(strstr(st.msg, f == 2 ? "forms-bad-crc.nii.gz" : "forms-truncated.nii.gz"));
+            assert_non_null(
+                strstr(st.msg, f == 2 ? "forms-bad-crc.nii.gz" : "forms-truncated.nii.gz"));
             assert_int_equal(sq_nifti_fast_gz_reads(), fast);
             continue;
         }
