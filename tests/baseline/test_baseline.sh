@@ -10,10 +10,7 @@ shift 2
 MPIRUN=("$@")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 
 # small and fast: 12 trials (8 random, then TPE in rounds of 4), 2 search repeats, 8 final repeats
 FAST=(--trials 12 --startup 8 --batch 4 --repeats-search 2 --repeats-final 8 -q)
@@ -113,5 +110,4 @@ else
     bad "cv: GBDT beside the network"; cat "$tmp/cv.out"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

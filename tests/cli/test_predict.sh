@@ -21,10 +21,7 @@ py=/usr/bin/python3
 tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-predict-XXXXXX)}
 mkdir -p "$tmp"
 [ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 est() { $py -c 'import json,sys; print(json.loads(sys.stdin.readline())["estimated_dice"])'; }
 
 "$segqa" ingest "$data" -o "$tmp/gt.h5" --shape 16x24x16 --limit 12 -q &&

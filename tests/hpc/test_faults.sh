@@ -23,9 +23,7 @@ tmp=$(mktemp -d /tmp/segqa-faults-XXXXXX)
 mnt=$tmp/full
 cleanup() { mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"; rm -rf "$tmp"; }
 trap cleanup EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
+. "$(dirname "$0")/../lib.sh"
 bad() { echo "FAIL $1"; fail=$((fail + 1)); [ -n "${2:-}" ] && [ -f "$2" ] && sed 's/^/     | /' "$2" | tail -25; }
 net=(--fpn-channels 8 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --val-every 1 -q)
 

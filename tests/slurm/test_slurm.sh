@@ -9,10 +9,7 @@ dir=$(mktemp -d /tmp/segqa-slurm-XXXXXX)
 export SEGQA_SLURMCTLD_PORT=$((20000 + $$ % 20000))
 export SEGQA_SLURMD_PORT=$((SEGQA_SLURMCTLD_PORT + 1))
 trap '"$here/slurm/local-cluster.sh" stop "$dir"; rm -rf "$dir"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 
 if ! "$here/slurm/local-cluster.sh" start "$dir"; then
     echo "0 passed, 1 failed"; exit 1

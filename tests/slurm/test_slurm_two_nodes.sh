@@ -11,10 +11,7 @@ tmp=$(mktemp -d /tmp/segqa-slurm-2n-XXXXXX)
 export SEGQA_SLURMCTLD_PORT=$((20000 + ($$ + 7000) % 20000))
 export SEGQA_SLURMD_PORT=$((SEGQA_SLURMCTLD_PORT + 1))
 trap '"$here/slurm/local-cluster.sh" stop "$tmp/cluster"; rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 
 "$segqa" synth --sites 2 --cases 6 --shape 16x24x16 -o "$tmp/study.h5" -q >/dev/null || { bad synth; finish; }

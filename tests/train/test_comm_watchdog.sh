@@ -13,9 +13,7 @@ tmp=$(mktemp -d /tmp/segqa-wd-XXXXXX)
 mp=""
 cleanup() { [ -n "$mp" ] && kill -CONT $(pgrep -P "$mp" 2>/dev/null) 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 net=(--fpn-channels 8 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --augment none
      --val-fraction 0 -b 2 -q --comm-timeout 3)
 

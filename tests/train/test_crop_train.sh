@@ -15,10 +15,7 @@ py=${2:-/usr/bin/python3}
 tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-crop-XXXXXX)}
 mkdir -p "$tmp"
 [ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 cd "$tmp" || exit 1
 
 "$segqa" synth -o site.h5 -n 10 --shape 12x64x64 --spacing 4x1.5x1.5 --off-centre 0.8 --seed 5 \
@@ -71,5 +68,4 @@ if [ $? -eq 2 ] && grep -q "trained with crop contour" out; then ok "predict --c
 "$segqa" train site.h5 --epochs 1 --crop-shape 12x32x32 -o run-bad >out 2>&1
 if [ $? -eq 2 ] && grep -q -- "--crop-shape needs --crop contour" out; then ok "--crop-shape alone refused"; else bad "--crop-shape alone"; cat out; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -15,10 +15,7 @@ data=$here/datasets/msd-hippocampus
 py=/usr/bin/python3
 tmp=$(mktemp -d /tmp/segqa-cv-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 # small network and volumes so that the whole file runs in a minute or two
 net=(--fpn-channels 16 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --val-every 1)
 

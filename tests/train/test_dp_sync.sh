@@ -20,10 +20,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 py=/usr/bin/python3
 tmp=$(mktemp -d /tmp/segqa-dp-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 net=(--fpn-channels 16 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --augment none
      --val-fraction 0 --epochs 1 -q)
 

@@ -20,10 +20,7 @@ py=/usr/bin/python3
 tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-intervals-XXXXXX)}
 mkdir -p "$tmp"
 [ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 # Open MPI's own leaks
 

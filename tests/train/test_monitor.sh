@@ -13,10 +13,7 @@ py=/usr/bin/python3
 tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-monitor-XXXXXX)}
 mkdir -p "$tmp/run/fold-0"
 [ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 touch "$tmp/run/fold-0/best.h5" # only its place matters: the reference is the run's predictions.csv
 
 "$py" - "$tmp" <<'PY'

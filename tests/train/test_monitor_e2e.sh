@@ -18,10 +18,7 @@ py=/usr/bin/python3
 tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-monitor-e2e-XXXXXX)}
 mkdir -p "$tmp"
 [ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 [ -s "$ref/model/best.h5" ] || { bad "no committed reference model $ref/model/best.h5"; finish; }
 

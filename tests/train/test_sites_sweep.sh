@@ -12,10 +12,7 @@ segqa=$1
 py=/usr/bin/python3
 tmp=$(mktemp -d /tmp/segqa-sites-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../lib.sh"
 net=(--fpn-channels 8 --fpn-repeats 1 --threads 1 --workers 1 --no-figures --val-every 1 --epochs 1 --no-failures)
 cd "$tmp" || exit 1
 

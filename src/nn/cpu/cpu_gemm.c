@@ -161,6 +161,19 @@ static void bias_grad(sq_backend *be, const sq_conv3d *p, const float *pdy, floa
     }
 }
 
+/* dw += the sum over the tiles' partial weight gradients, element by element in tile order in
+ * double: the same sum whichever threads computed the tiles (bit-identical across thread counts). */
+static void add_partials(sq_backend *be, const float *part, int count, size_t nw, float *pdw) {
+    const int64_t ne = (int64_t)nw;
+#pragma omp parallel for schedule(static) NT
+    for (int64_t e = 0; e < ne; e++) {
+        double s = 0.0;
+        for (int i = 0; i < count; i++)
+            s += part[(size_t)i * nw + (size_t)e];
+        pdw[e] += (float)s;
+    }
+}
+
 static sq_code bwd_weights(sq_backend *be, const sq_conv3d *p, const float *px, const float *pdy,
                            float *pdw, sq_status *st) {
     const int Cin = p->in.c, Cout = p->cout;
@@ -180,14 +193,7 @@ static sq_code bwd_weights(sq_backend *be, const sq_conv3d *p, const float *px, 
                           part + (size_t)i * nw, Cin) != dnnl_success;
     }
     SQ_TRY(gemm_check(bad ? dnnl_runtime_error : dnnl_success, st));
-    const int64_t ne = (int64_t)nw;
-#pragma omp parallel for schedule(static) NT
-    for (int64_t e = 0; e < ne; e++) {
-        double s = 0.0;
-        for (int i = 0; i < t.count; i++)
-            s += part[(size_t)i * nw + (size_t)e];
-        pdw[e] += (float)s;
-    }
+    add_partials(be, part, t.count, nw, pdw);
     return SQ_OK;
 }
 
@@ -327,14 +333,7 @@ static sq_code im2col_bwd_weights(sq_backend *be, const sq_conv3d *p, const floa
                           0.0f, part + (size_t)i * nw, g.kp) != dnnl_success;
     }
     SQ_TRY(gemm_check(bad ? dnnl_runtime_error : dnnl_success, st));
-    const int64_t ne = (int64_t)nw;
-#pragma omp parallel for schedule(static) NT
-    for (int64_t e = 0; e < ne; e++) {
-        double s = 0.0;
-        for (int i = 0; i < g.count; i++)
-            s += part[(size_t)i * nw + (size_t)e];
-        pdw[e] += (float)s;
-    }
+    add_partials(be, part, g.count, nw, pdw);
     return SQ_OK;
 }
 
