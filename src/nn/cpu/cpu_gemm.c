@@ -162,7 +162,8 @@ static void bias_grad(sq_backend *be, const sq_conv3d *p, const float *pdy, floa
 }
 
 /* dw += the sum over the tiles' partial weight gradients, element by element in tile order in
- * double: the same sum whichever threads computed the tiles (bit-identical across thread counts). */
+ * double: the same sum whichever threads computed the tiles (bit-identical across thread counts).
+ */
 static void add_partials(sq_backend *be, const float *part, int count, size_t nw, float *pdw) {
     const int64_t ne = (int64_t)nw;
 #pragma omp parallel for schedule(static) NT
