@@ -225,7 +225,9 @@ static inline AVX2 __m256i index_or_neg(__m256i x, __m256i y, __m256i Wv, __m256
 
 /* The two horizontally adjacent floats at p as the low half of a vector. */
 static inline AVX2 __m128 pair_at(const float *p) {
-    return _mm_castpd_ps(_mm_load_sd((const double *)(const void *)p));
+    double d; /* memcpy, not _mm_load_sd on a cast pointer: p is only 4-byte aligned */
+    memcpy(&d, p, sizeof d);
+    return _mm_castpd_ps(_mm_set_sd(d));
 }
 
 /* Lanes l0..l3 of the pairs at is + idx[l] (top row) deinterleaved into left and right taps. */
