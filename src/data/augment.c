@@ -115,7 +115,9 @@ typedef struct aug_count {
     size_t gt, ct, both;
 } aug_count;
 
-static int g_use_avx2 = -1; /* set on first use by sq_augment_isa() */
+/* -1 until the first sq_augment or sq_augment_isa; read and written atomically, because loader
+ * workers call sq_augment from several threads. */
+static int g_use_avx2 = -1;
 
 /* Floor by truncation after an offset (floorf is a libm call on baseline x86-64); coordinates far
  * outside (< -OFF) are clamped and land outside anyway. */
@@ -330,9 +332,10 @@ static AVX2 void row_avx2(const aug_row *r, aug_count *c) {
 }
 
 int sq_augment_isa(int use_avx2) {
-    if (g_use_avx2 < 0) g_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    int was = g_use_avx2;
-    if (use_avx2 >= 0) g_use_avx2 = use_avx2 && __builtin_cpu_supports("avx2");
+    const int have = __builtin_cpu_supports("avx2") ? 1 : 0;
+    int was = __atomic_load_n(&g_use_avx2, __ATOMIC_RELAXED);
+    if (was < 0) was = have;
+    __atomic_store_n(&g_use_avx2, use_avx2 >= 0 ? use_avx2 && have : was, __ATOMIC_RELAXED);
     return was;
 }
 
@@ -346,7 +349,8 @@ static int gt_drawn(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uin
 sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint32_t sample,
                    const sq_aug_input *in, sq_aug_output *out, sq_status *st) {
     const int D = in->d, H = in->h, W = in->w;
-    if (g_use_avx2 < 0) sq_augment_isa(-1);
+    int avx2 = __atomic_load_n(&g_use_avx2, __ATOMIC_RELAXED);
+    if (avx2 < 0) avx2 = sq_augment_isa(-1);
     sq_rng r;
     sq_rng_init(&r, seed, epoch, sample);
     sq_aug_record rec;
@@ -427,7 +431,7 @@ sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint
     const uint8_t *gt = in->gt, *ct = in->contour;
     size_t plane = (size_t)H * W;
     size_t n_gt = 0, n_ct = 0, n_both = 0;
-    uint8_t *both = !scaled && g_use_avx2 ? malloc((size_t)D * plane) : NULL;
+    uint8_t *both = !scaled && avx2 ? malloc((size_t)D * plane) : NULL;
     for (size_t i = 0; both && i < (size_t)D * plane; i++)
         both[i] = (uint8_t)((gt[i] != 0) | (ct[i] != 0) << 1);
     for (int z = 0; z < D; z++) {
@@ -483,7 +487,7 @@ sq_code sq_augment(const sq_aug_config *cfg, uint64_t seed, uint32_t epoch, uint
                           ocrow,  W,      H,      scaled,
                           zc_ok,  fcx,    fcy,    fisc};
             aug_count cnt = {0, 0, 0};
-            if (g_use_avx2)
+            if (avx2)
                 row_avx2(&rw, &cnt);
             else
                 row_scalar(&rw, 0, &cnt);
