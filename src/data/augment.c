@@ -1,7 +1,8 @@
 /* augment.c — one-pass resampling of image, GT and contour through the composed map, failure
  * injection and Dice (see augment.h). Written for speed: the in-plane map is affine per row plus
- * an elastic term interpolated from per-row node values, so the inner loop is a few multiply-adds,
- * one bilinear image fetch and two mask fetches per voxel. */
+ * an elastic term interpolated from per-row node values, so each row's source coordinates are a
+ * few vectorisable multiply-adds; the row kernels (portable, AVX2: bit-identical) then do one
+ * bilinear image fetch and the nearest mask fetches per voxel. */
 #include "data/augment.h"
 
 #include <immintrin.h>

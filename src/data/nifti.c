@@ -1,4 +1,5 @@
-/* nifti.c — NIfTI reading/writing through nifti2_io, dtype conversion and input checks. */
+/* nifti.c — NIfTI reading/writing through nifti2_io (a .nii.gz's voxels inflated whole by
+ * libdeflate where built with it), dtype conversion and input checks. */
 #include "data/nifti.h"
 
 #include "core/fileio.h"
