@@ -397,12 +397,12 @@ sq_code sq_nifti_read_mask(const char *path, sq_volume *out, sq_status *st) {
     for (size_t i = 0; i < n; i++) {
         double v = voxel(nim, i);
         if (!(v >= 0 && v <= 255 && v == floor(v))) {
-            size_t xi = i % (size_t)out->w, yi = i / (size_t)out->w % (size_t)out->h,
-                   zi = i / ((size_t)out->w * (size_t)out->h);
+            size_t at[3];
+            voxel_xyz(out, i, at);
             rc = sq_fail(st, SQ_ERR_FORMAT,
                          "%s: voxel (x=%zu, y=%zu, z=%zu) has value %g, expected integer label "
                          "values 0..255",
-                         path, xi, yi, zi, v);
+                         path, at[0], at[1], at[2], v);
             sq_volume_free(out);
             goto done;
         }
