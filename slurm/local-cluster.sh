@@ -5,8 +5,10 @@
 #   local-cluster.sh status [DIR]   print each daemon's PID and the node state; exit 0 when up
 # DIR defaults to $SEGQA_SLURM_DIR, else /tmp/segqa-slurm. Then use the cluster with
 #   export SLURM_CONF=DIR/slurm.conf; sbatch/srun/squeue as usual.
-# Ports: SEGQA_SLURMCTLD_PORT / SEGQA_SLURMD_PORT (default 16817/16818; tests pick their own so two
-# clusters can run side by side). Facts this relies on (../shared/TOOLCHAIN.md): Slurm 22.05 runs as
+# Ports: SEGQA_SLURMCTLD_PORT / SEGQA_SLURMD_PORT (default 16817/16818). SEGQA_SLURMCTLD_PORT=auto
+# picks a block no socket uses, in [10000, 32000), below the kernel's ephemeral range (32768+, where
+# any client connection of a parallel test may hold a port), and retries start on a new block if a
+# daemon does not come up; the tests use auto so that clusters can run side by side. Facts this relies on (../shared/TOOLCHAIN.md): Slurm 22.05 runs as
 # root with auth/none and cred/none (no munge), cons_tres with CR_Core, MpiDefault=pmix,
 # EnforcePartLimits=ALL (an oversized request fails at submission instead of pending forever).
 # Requeue: slurmd refuses to relaunch a job whose credential it revoked until the credential
@@ -63,7 +65,7 @@ status() {
 }
 
 node_lines() { # the NodeName and PartitionName lines
-    local hw cpus per i port=${SEGQA_SLURMD_PORT:-16818}
+    local hw cpus per i port=$slurmd_port
     hw=$(slurmd -C | head -n1)
     if [ "$nodes" -le 1 ]; then # the node line as slurmd sees this machine, renamed to localhost
         echo "$(sed -E 's/^NodeName=[^ ]+/NodeName=localhost/; s/ UpTime=.*//' <<<"$hw") State=UNKNOWN"
@@ -102,8 +104,8 @@ SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1
 MailProg=/bin/true
 EnforcePartLimits=ALL
 ReturnToService=2
-SlurmctldPort=${SEGQA_SLURMCTLD_PORT:-16817}
-SlurmdPort=${SEGQA_SLURMD_PORT:-16818}
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool${n:+/$n}
 TmpFS=$dir/tmp${n:+/$n}
@@ -120,31 +122,89 @@ $(node_lines)
 CONF
 }
 
-start() {
-    local b i state=
-    for b in slurmctld slurmd sinfo; do
-        command -v "$b" >/dev/null || { echo "local-cluster.sh: $b not found (apt-get install slurm-wlm)" >&2; exit 1; }
+used_ports() { # every local TCP port some socket holds, one per line
+    if command -v ss >/dev/null; then
+        ss -Htan | awk '{n = split($4, a, ":"); print a[n]}'
+    else # /proc/net/tcp*: local address is hex ADDR:PORT in the second column
+        awk 'FNR > 1 {split($2, a, ":"); print strtonum("0x" a[2])}' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    fi
+}
+
+pick_ports() { # sets ctld_port and slurmd_port: explicit, the defaults, or a free block (auto)
+    local base k busy free
+    ctld_port=${SEGQA_SLURMCTLD_PORT:-16817}
+    slurmd_port=${SEGQA_SLURMD_PORT:-16818}
+    [ "$ctld_port" = auto ] || return 0
+    busy=" $(used_ports | sort -un | tr '\n' ' ') "
+    for _ in $(seq 200); do
+        base=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
+        free=1
+        for k in $(seq 0 $((nodes + 1))); do [[ $busy == *" $((base + k)) "* ]] && free=0; done
+        if [ $free -eq 1 ]; then ctld_port=$base slurmd_port=$((base + 1)); return 0; fi
     done
-    stop
-    rm -f "$dir/nodes"
-    nodes=${SEGQA_SLURM_NODES:-1}
-    write_conf
-    export SLURM_CONF=$conf
+    echo "local-cluster.sh: no free block of $((nodes + 2)) ports in [10000, 32000)" >&2
+    exit 1
+}
+
+launch() { # start slurmctld, wait until it answers, then every slurmd
+    local i
     slurmctld -c -f "$conf"
+    for _ in $(seq 100); do
+        scontrol ping 2>/dev/null | grep -q "is UP" && break
+        sleep 0.1
+    done
     if [ "$nodes" -le 1 ]; then
         slurmd -N localhost -f "$conf"
     else
         for i in $(seq "$nodes"); do slurmd -N "node$i" -f "$conf"; done
     fi
-    for _ in $(seq 100); do
+}
+
+wait_idle() { # up to 30 s for every node to register idle (slurmctld re-pings unknown nodes)
+    local state= d k
+    for k in $(seq 300); do
+        if [ $((k % 10)) -eq 0 ]; then # a daemon that died (a port taken, a bad config) ends the wait
+            for d in $(daemons); do daemon_pid "$d" >/dev/null || { state="$d exited"; break 2; }; done
+        fi
         state=$(sinfo -h -N -o '%T' 2>/dev/null | sort -u | tr '\n' ' ' || true)
         if [ "$state" = "idle " ]; then
-            echo "local-cluster: $nodes node(s) idle, $(sinfo -h -o %C | cut -d/ -f4) CPUs (SLURM_CONF=$conf)"
+            echo "local-cluster: $nodes node(s) idle, $(sinfo -h -o %C | cut -d/ -f4) CPUs, ports $ctld_port-$((slurmd_port + (nodes > 1 ? nodes : 0))) (SLURM_CONF=$conf)"
             return 0
         fi
         sleep 0.1
     done
-    echo "local-cluster.sh: node did not become idle (state '${state:-none}'); see $dir/slurmctld.log and $dir/slurmd.log" >&2
+    echo "local-cluster.sh: nodes not idle (states '${state:-none}', ports $ctld_port/$slurmd_port):" >&2
+    explain
+    return 1
+}
+
+explain() { # each daemon: alive or not, and the last lines of its log
+    local d
+    SLURM_CONF=$conf sinfo -h -N -o '  node %N: %T' 2>/dev/null >&2 || true
+    for d in $(daemons); do
+        if daemon_pid "$d" >/dev/null; then echo "  $d: running" >&2; else echo "  $d: not running" >&2; fi
+        [ -f "$dir/$d.log" ] && tail -n 3 "$dir/$d.log" | sed 's/^/    /' >&2
+    done
+}
+
+start() {
+    local b attempt
+    for b in slurmctld slurmd sinfo scontrol; do
+        command -v "$b" >/dev/null || { echo "local-cluster.sh: $b not found (apt-get install slurm-wlm)" >&2; exit 1; }
+    done
+    export SLURM_CONF=$conf
+    for attempt in 1 2 3; do
+        stop
+        rm -f "$dir/nodes"
+        nodes=${SEGQA_SLURM_NODES:-1}
+        pick_ports
+        write_conf
+        launch
+        wait_idle && return 0
+        [ "${SEGQA_SLURMCTLD_PORT:-}" = auto ] || break
+        echo "local-cluster.sh: retrying on new ports (attempt $((attempt + 1)) of 3)" >&2
+    done
+    echo "local-cluster.sh: the cluster in $dir did not start" >&2
     stop
     exit 1
 }

@@ -6,8 +6,7 @@ set -u
 prog=$1
 here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/segqa-slurm-XXXXXX)
-export SEGQA_SLURMCTLD_PORT=$((20000 + $$ % 20000))
-export SEGQA_SLURMD_PORT=$((SEGQA_SLURMCTLD_PORT + 1))
+export SEGQA_SLURMCTLD_PORT=auto # a free block below the ephemeral range (local-cluster.sh)
 trap '"$here/slurm/local-cluster.sh" stop "$dir"; rm -rf "$dir"' EXIT
 . "$(dirname "$0")/../lib.sh"
 

@@ -16,8 +16,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 data=$here/datasets/msd-hippocampus
 py=/usr/bin/python3
 tmp=$(mktemp -d /tmp/segqa-slurm-jobs-XXXXXX)
-export SEGQA_SLURMCTLD_PORT=$((20000 + $$ % 20000))
-export SEGQA_SLURMD_PORT=$((SEGQA_SLURMCTLD_PORT + 1))
+export SEGQA_SLURMCTLD_PORT=auto # a free block below the ephemeral range (local-cluster.sh)
 trap '"$here/slurm/local-cluster.sh" stop "$tmp/cluster"; rm -rf "$tmp"' EXIT
 pass=0
 fail=0

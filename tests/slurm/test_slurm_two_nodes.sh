@@ -8,8 +8,7 @@ set -u
 segqa=$1
 here=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/segqa-slurm-2n-XXXXXX)
-export SEGQA_SLURMCTLD_PORT=$((20000 + ($$ + 7000) % 20000))
-export SEGQA_SLURMD_PORT=$((SEGQA_SLURMCTLD_PORT + 1))
+export SEGQA_SLURMCTLD_PORT=auto # a free block below the ephemeral range (local-cluster.sh)
 trap '"$here/slurm/local-cluster.sh" stop "$tmp/cluster"; rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib.sh"
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
