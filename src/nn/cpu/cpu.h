@@ -85,6 +85,12 @@ sq_code sq_cpu_dwconv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vi
 sq_code sq_cpu_dwconv3d_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                             sq_view dx, sq_view dw, sq_view db, sq_status *st);
 
+/* Max pooling by separable passes (cpu_pool.c). */
+sq_code sq_cpu_maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
+                             sq_status *st);
+sq_code sq_cpu_maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view dy, sq_view dx,
+                             sq_status *st);
+
 /* Element-wise, normalisation, pooling, fusion, loss, optimiser (cpu_ops.c). */
 void sq_cpu_ops_fill(sq_backend *be);
 

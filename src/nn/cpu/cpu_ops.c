@@ -1,6 +1,6 @@
 /* cpu_ops.c — the CPU backend's non-convolution ops: BatchNorm (+ activation, + residual),
- * activations, PReLU, global average pooling, channel scaling, max pooling, nearest resize, fast
- * normalised fusion, add/axpy, MSE loss and Adam. OpenMP over channels or planes; reductions in
+ * activations, PReLU, global average pooling, channel scaling, nearest resize, fast normalised
+ * fusion, add/axpy, MSE loss and Adam. OpenMP over channels or planes; reductions in
  * double. Semantics and argument shapes are those of nn/backend.h.
  */
 #include "nn/cpu/cpu.h"
@@ -437,71 +437,6 @@ static sq_code chscale_bwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view scale
     return SQ_OK;
 }
 
-/* ---- max pooling --------------------------------------------------------------------------- */
-
-/* Index within the plane of the first maximum of the window of output (od, oh, ow). */
-static inline size_t pool_arg(const sq_pool3d *p, const float *xp, int od, int oh, int ow) {
-    const sq_shape5 s = p->in;
-    const int d0 = od * p->stride[0] - p->pad[0], h0 = oh * p->stride[1] - p->pad[1],
-              w0 = ow * p->stride[2] - p->pad[2];
-    const int d1 = d0 + p->k[0] < s.d ? d0 + p->k[0] : s.d,
-              h1 = h0 + p->k[1] < s.h ? h0 + p->k[1] : s.h,
-              w1 = w0 + p->k[2] < s.w ? w0 + p->k[2] : s.w;
-    float best = -INFINITY;
-    size_t arg = SIZE_MAX;
-    for (int d = d0 < 0 ? 0 : d0; d < d1; d++)
-        for (int h = h0 < 0 ? 0 : h0; h < h1; h++) {
-            const size_t r = ((size_t)d * s.h + h) * s.w;
-            for (int w = w0 < 0 ? 0 : w0; w < w1; w++)
-                if (xp[r + w] > best || arg == SIZE_MAX) {
-                    best = xp[r + w];
-                    arg = r + w;
-                }
-        }
-    return arg;
-}
-
-static sq_code maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
-                             sq_status *st) {
-    SQ_TRY(sq_pool3d_check(p, st));
-    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
-    const float *px = sq_cpu_f(x);
-    float *py = sq_cpu_f(y);
-    const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
-    const int planes = s.n * s.c;
-#pragma omp parallel for schedule(static) NT
-    for (int pl = 0; pl < planes; pl++) {
-        const float *xp = px + pl * S;
-        float *yp = py + pl * So;
-        for (int od = 0; od < o.d; od++)
-            for (int oh = 0; oh < o.h; oh++)
-                for (int ow = 0; ow < o.w; ow++)
-                    yp[((size_t)od * o.h + oh) * o.w + ow] = xp[pool_arg(p, xp, od, oh, ow)];
-    }
-    return SQ_OK;
-}
-
-static sq_code maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view dy, sq_view dx,
-                             sq_status *st) {
-    SQ_TRY(sq_pool3d_check(p, st));
-    const sq_shape5 s = p->in, o = sq_pool3d_out(p);
-    const float *px = sq_cpu_f(x), *pdy = sq_cpu_f(dy);
-    float *pdx = sq_cpu_f(dx);
-    const size_t S = (size_t)s.d * s.h * s.w, So = (size_t)o.d * o.h * o.w;
-    const int planes = s.n * s.c;
-#pragma omp parallel for schedule(static) NT
-    for (int pl = 0; pl < planes; pl++) {
-        const float *xp = px + pl * S, *gp = pdy + pl * So;
-        float *dp = pdx + pl * S;
-        memset(dp, 0, S * sizeof(float));
-        for (int od = 0; od < o.d; od++)
-            for (int oh = 0; oh < o.h; oh++)
-                for (int ow = 0; ow < o.w; ow++)
-                    dp[pool_arg(p, xp, od, oh, ow)] += gp[((size_t)od * o.h + oh) * o.w + ow];
-    }
-    return SQ_OK;
-}
-
 /* ---- nearest resize ---------------------------------------------------------------------- */
 
 static sq_code resize3d_fwd(sq_backend *be, const sq_resize3d *p, sq_view x, sq_view y,
@@ -779,8 +714,8 @@ void sq_cpu_ops_fill(sq_backend *be) {
     be->gap_bwd = gap_bwd;
     be->chscale_fwd = chscale_fwd;
     be->chscale_bwd = chscale_bwd;
-    be->maxpool3d_fwd = maxpool3d_fwd;
-    be->maxpool3d_bwd = maxpool3d_bwd;
+    be->maxpool3d_fwd = sq_cpu_maxpool3d_fwd;
+    be->maxpool3d_bwd = sq_cpu_maxpool3d_bwd;
     be->resize3d_fwd = resize3d_fwd;
     be->resize3d_bwd = resize3d_bwd;
     be->fuse_fwd = fuse_fwd;
