@@ -24,7 +24,8 @@ typedef struct train_cli {
     int no_failures, no_figures;
     int deterministic;
     char out[4096], splits[4096], augment[16], depth_rule[16], sync_bn[8], device[8], comm[8],
-        split_by[16], on_nan[8], recipe[16], calibration[4096], crop[16], crop_shape[64];
+        split_by[16], on_nan[8], recipe[16], calibration[4096], crop[16], crop_shape[64],
+        recalibrate[8];
     double crop_margin;
 } train_cli;
 
@@ -54,6 +55,7 @@ static void defaults(train_cli *c, int cv) {
     c->bn_momentum = d.model.bn_momentum;
     snprintf(c->sync_bn, sizeof c->sync_bn, "%s", d.sync_bn ? "on" : "off");
     snprintf(c->on_nan, sizeof c->on_nan, "%s", d.on_nan_skip ? "skip" : "stop");
+    snprintf(c->recalibrate, sizeof c->recalibrate, "%s", d.recalibrate ? "on" : "off");
     snprintf(c->out, sizeof c->out, "%s", cv ? "runs/cv" : "runs/train");
     snprintf(c->augment, sizeof c->augment, "paper");
     snprintf(c->device, sizeof c->device, "cpu");
@@ -79,10 +81,10 @@ typedef struct train_recipe {
 static const train_recipe k_recipes[] = {
     {"demo", "{\"epochs\": 6, \"batch\": 8, \"val-every\": 2, \"lr\": 0.005, "
              "\"lr-decayed\": 0.0005, \"decay-epoch\": 5, \"augment\": \"robust\", "
-             "\"fail-rate\": 0.2, \"gt-rate\": 0}"},
+             "\"fail-rate\": 0.2, \"gt-rate\": 0, \"recalibrate\": \"on\"}"},
     {"reference", "{\"epochs\": 20, \"batch\": 8, \"val-every\": 4, \"lr\": 0.005, "
                   "\"lr-decayed\": 0.0005, \"decay-epoch\": 16, \"augment\": \"robust\", "
-                  "\"fail-rate\": 0.2, \"gt-rate\": 0}"},
+                  "\"fail-rate\": 0.2, \"gt-rate\": 0, \"recalibrate\": \"on\"}"},
 };
 
 /* The value of --recipe on the command line (last one wins), or NULL. */
@@ -185,6 +187,7 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->comm = c->comm;
     o->comm_timeout = c->comm_timeout;
     o->calibration_path = c->calibration;
+    o->recalibrate = !strcmp(c->recalibrate, "on");
 }
 
 /* After a CV on sites with clinical variables: the GBDT on the same folds, beside the network. */
@@ -238,6 +241,10 @@ static int train_options(train_cli *c, int cv, sq_option *opts) {
          "failure-case injection rate of the robust preset", NULL, 0, 1},
         {"gt-rate", 0, SQ_OPT_DOUBLE, &c->gt_rate, 0, "F",
          "share of training samples shown with the GT itself as contour (target 1)", NULL, 0, 1},
+        {"recalibrate", 0, SQ_OPT_CHOICE, c->recalibrate, sizeof c->recalibrate, "on|off",
+         "map the estimate by sigmoid(a logit + b) fitted on each fold's validation patients "
+         "(docs/training.md), stored in its checkpoints",
+         "on|off", 0, 0},
         {"calibration", 0, SQ_OPT_STRING, c->calibration, sizeof c->calibration, "FILE",
          "interval calibration (a CV's calibration.json) to store in every checkpoint", NULL, 0, 0},
         {"no-failures", 0, SQ_OPT_FLAG, &c->no_failures, 0, NULL,

@@ -204,6 +204,8 @@ static sq_code save_to(hid_t f, const char *path, const sq_model *m, const sq_ad
     ok = ok && attr_write_str(f, "preproc_config", pp);
     if (info && info->calibration[0])
         ok = ok && attr_write_str(f, "calibration", info->calibration);
+    if (info && info->recalibration[0])
+        ok = ok && attr_write_str(f, "recalibration", info->recalibration);
     if (info && info->has_rng) {
         const sq_rng *r = &info->rng;
         ok = ok && attr_write(f, "rng_key", H5T_NATIVE_UINT32, 2, r->key);
@@ -343,7 +345,8 @@ static sq_code copy_file(const char *from, const char *to, sq_status *st) {
     return SQ_OK;
 }
 
-sq_code sq_checkpoint_set_calibration(const char *path, const char *json, sq_status *st) {
+sq_code sq_checkpoint_set_attr(const char *path, const char *name, const char *json,
+                               sq_status *st) {
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return sq_fail(st, SQ_ERR_USAGE, "checkpoint path too long");
@@ -353,10 +356,10 @@ sq_code sq_checkpoint_set_calibration(const char *path, const char *json, sq_sta
     sq_code rc = SQ_OK;
     hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) rc = sq_fail(st, SQ_ERR_FORMAT, "%s: not an HDF5 checkpoint", path);
-    if (rc == SQ_OK && H5Aexists(f, "calibration") > 0 && H5Adelete(f, "calibration") < 0)
-        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot replace the calibration", path);
-    if (rc == SQ_OK && !attr_write_str(f, "calibration", json))
-        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot write the calibration", path);
+    if (rc == SQ_OK && H5Aexists(f, name) > 0 && H5Adelete(f, name) < 0)
+        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot replace the %s", path, name);
+    if (rc == SQ_OK && !attr_write_str(f, name, json))
+        rc = sq_fail(st, SQ_ERR_IO, "%s: cannot write the %s", path, name);
     if (f >= 0 && H5Fclose(f) < 0 && rc == SQ_OK)
         rc = sq_fail(st, SQ_ERR_IO, "%s: cannot close", tmp);
     quiet_off(&q);
@@ -364,6 +367,10 @@ sq_code sq_checkpoint_set_calibration(const char *path, const char *json, sq_sta
         rc = sq_fail(st, SQ_ERR_IO, "%s: cannot rename from %s", path, tmp);
     if (rc != SQ_OK) unlink(tmp);
     return rc;
+}
+
+sq_code sq_checkpoint_set_calibration(const char *path, const char *json, sq_status *st) {
+    return sq_checkpoint_set_attr(path, "calibration", json, st);
 }
 
 /* ---- load
@@ -488,6 +495,11 @@ static sq_code load_from(hid_t f, const char *path, sq_model *m, sq_adam_opt *op
         if (cal) {
             snprintf(info->calibration, sizeof info->calibration, "%s", cal);
             free(cal);
+        }
+        char *rec = sq_h5_attr_read_str(f, "recalibration");
+        if (rec) {
+            snprintf(info->recalibration, sizeof info->recalibration, "%s", rec);
+            free(rec);
         }
         sq_rng *r = &info->rng;
         info->has_rng = attr_read(f, "rng_key", H5T_NATIVE_UINT32, r->key) &&

@@ -7,6 +7,7 @@
  *   /optim/m/<name>, /optim/v/<name>                  (Adam moments, when an optimiser is given)
  *   root attributes: format, version, step, epoch, model_config (JSON), preproc_config (JSON),
  *                    calibration (JSON, optional: the intervals of train/calibration.h),
+ *                    recalibration (JSON, optional: the estimate's map of train/recal.h),
  *                    rng_key/rng_ctr/rng_buf (uint32), rng_idx, rng_has_spare, rng_spare;
  *   /optim attributes: step, beta1, beta2, eps, weight_decay.
  * Written to "<path>.tmp.<pid>" and renamed, so a reader never sees half a checkpoint. Loading
@@ -33,7 +34,8 @@ typedef struct sq_ckpt_info {
     char preproc_config[4096]; /* JSON text of the preprocessing config ("" = "{}") */
     int has_rng;               /* rng below is valid */
     sq_rng rng;
-    char calibration[8192]; /* JSON of the interval calibration (train/calibration.h); "" = none */
+    char calibration[8192];  /* JSON of the interval calibration (train/calibration.h); "" = none */
+    char recalibration[512]; /* JSON of the estimate's map (train/recal.h); "" = the identity */
 } sq_ckpt_info;
 
 /* Remove PATH.tmp.* left by a writer that died mid-write (call before resuming; nothing else may be
@@ -55,6 +57,8 @@ sq_code sq_checkpoint_load(const char *path, sq_model *m, sq_adam_opt *opt, sq_c
 /* Store (replace) the calibration attribute of an existing checkpoint: the file is copied to a
  * temporary name, changed there and renamed over the original. */
 sq_code sq_checkpoint_set_calibration(const char *path, const char *json, sq_status *st);
+/* The same for any string attribute (e.g. "recalibration"). */
+sq_code sq_checkpoint_set_attr(const char *path, const char *name, const char *json, sq_status *st);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@ struct sq_predictor {
     sq_volume contour; /* last case, 0/1 on the image grid */
     double ms[3];      /* last case: read, preprocess, forward */
     char *calibration; /* the checkpoint's interval calibration (JSON), NULL if none */
+    sq_recal recal;    /* the checkpoint's estimate map (identity if none) */
 };
 
 static sq_code parse_shape(const cJSON *j, const char *origin, preproc *p, sq_status *st) {
@@ -84,6 +85,9 @@ static sq_code load_model(sq_predictor *p, const char *ckpt, sq_backend *be, sq_
     SQ_TRY(parse_preproc(ckpt, info.preproc_config, &p->pp, st));
     if (info.calibration[0] && !(p->calibration = strdup(info.calibration)))
         return sq_fail(st, SQ_ERR_NOMEM, "out of memory");
+    char origin[SQ_PATH_MAX + 32];
+    snprintf(origin, sizeof origin, "%s: recalibration", ckpt);
+    SQ_TRY(sq_recal_from_text(info.recalibration, origin, &p->recal, st));
     const int *s = p->pp.shape;
     if (s[0] != mc.depth || s[1] != mc.height || s[2] != mc.width)
         return sq_fail(st, SQ_ERR_FORMAT,
@@ -160,6 +164,7 @@ sq_code sq_predictor_estimate(sq_predictor *p, const char *image, const char *co
     if (rc == SQ_OK) rc = preprocess(p, &img, &con, st);
     double t2 = sq_now();
     if (rc == SQ_OK) rc = sq_model_forward(p->model, p->x, estimate, st);
+    if (rc == SQ_OK) *estimate = (float)sq_recal_apply(&p->recal, *estimate);
     double t3 = sq_now();
     p->ms[0] = (t1 - t0) * 1e3, p->ms[1] = (t2 - t1) * 1e3, p->ms[2] = (t3 - t2) * 1e3;
     if (rc != SQ_OK) {
@@ -187,6 +192,10 @@ void sq_predictor_last_ms(const sq_predictor *p, double ms[3]) {
 
 const char *sq_predictor_crop(const sq_predictor *p) {
     return p->pp.crop_contour ? "contour" : "center";
+}
+
+const sq_recal *sq_predictor_recal(const sq_predictor *p) {
+    return &p->recal;
 }
 
 const char *sq_predictor_calibration(const sq_predictor *p) {

@@ -15,6 +15,7 @@
 #include "data/mask.h"
 #include "data/volume.h"
 #include "nn/backend.h"
+#include "train/recal.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,7 +30,9 @@ void sq_predictor_close(sq_predictor *p);
 /* The model's input shape (z, y, x) = the checkpoint's preprocessing shape. */
 void sq_predictor_shape(const sq_predictor *p, int shape[3]);
 
-/* Estimate the Dice of one contour. Errors name the file at fault; the predictor stays usable. */
+/* Estimate the Dice of one contour: the network's output through the checkpoint's map
+ * (train/recal.h; the identity when it has none). Errors name the file at fault; the predictor
+ * stays usable. */
 sq_code sq_predictor_estimate(sq_predictor *p, const char *image, const char *contour,
                               const sq_mask_policy *mp, float *estimate, sq_status *st);
 
@@ -43,6 +46,9 @@ const char *sq_predictor_crop(const sq_predictor *p);
 
 /* The checkpoint's interval calibration (JSON of train/calibration.h), "" when it has none. */
 const char *sq_predictor_calibration(const sq_predictor *p);
+
+/* The checkpoint's estimate map (train/recal.h). */
+const sq_recal *sq_predictor_recal(const sq_predictor *p);
 
 /* Milliseconds of the last case's phases: [0] NIfTI read + contour rules, [1] crop/pad +
  * normalisation, [2] forward pass. */

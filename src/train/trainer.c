@@ -17,6 +17,7 @@
 #include "train/checkpoint.h"
 #include "train/calibration.h"
 #include "train/feed.h"
+#include "train/recal.h"
 #include "train/report.h"
 #include "train/splits.h"
 
@@ -49,6 +50,7 @@ sq_train_opts sq_train_opts_default(void) {
     o.comm_timeout = SQ_COMM_TIMEOUT_DEFAULT;
     o.rule = SQ_ACCURACY_RULE_PAPER;
     o.crop_margin = 0.1;
+    o.recalibrate = 1;
     o.model = sq_model_config_default();
     return o;
 }
@@ -816,6 +818,7 @@ typedef struct fold_run {
     int spe; /* steps per epoch */
     fold_state fs;
     double last_loss;
+    sq_recal recal; /* the estimate's map, fitted after training (identity until then) */
 } fold_run;
 
 /* Splits, the naive mean, backend, model, optimiser. */
@@ -1066,18 +1069,74 @@ static sq_code fold_validation_study(fold_run *f, sq_status *st) {
     return push_to(&j->vpred, &j->nvpred, &j->capvpred, f->ev.out, f->ev.nout, st);
 }
 
-/* Test the fold (real contours and the failure study) and post its final status. */
+/* The estimate's map (recal.h) from this rank's share of the fold's validation predictions
+ * (raw, the last model's): gathered on group rank 0, fitted there, shared with the group. The
+ * identity with --recalibrate off or without validation patients. */
+static sq_code fold_fit_recal(fold_run *f, const sq_prediction *val, int nval, sq_status *st) {
+    job *j = f->j;
+    f->recal = sq_recal_identity();
+    if (!j->o->recalibrate) return SQ_OK;
+    const sq_world gw = {j->g.comm, j->g.rank, j->g.size, -1, 0};
+    sq_prediction *all = NULL;
+    int nall = 0;
+    SQ_TRY(sq_gather_records(&gw, val, nval, sizeof *val, (void **)&all, &nall, st));
+    double prm[5] = {0, 0, 0, 0, 0}; /* a, b, n, mse_raw, mse: group rank 0's, 0 elsewhere */
+    if (j->g.rank == 0) {
+        sq_recal r = sq_recal_identity();
+        double *xy = malloc(sizeof(double) * 2 * (size_t)(nall ? nall : 1));
+        if (xy) { /* out of memory: the identity */
+            for (int i = 0; i < nall; i++)
+                xy[i] = all[i].pred, xy[nall + i] = all[i].target;
+            r = sq_recal_fit(xy, xy + nall, nall);
+        }
+        free(xy);
+        prm[0] = r.a, prm[1] = r.b, prm[2] = r.n, prm[3] = r.mse_raw, prm[4] = r.mse;
+    }
+    free(all);
+    SQ_TRY(
+        sq_allreduce_sum_doubles_named(&j->g, prm, 5, "MPI_Iallreduce of the recalibration", st));
+    f->recal =
+        (sq_recal){.a = prm[0], .b = prm[1], .n = (int)prm[2], .mse_raw = prm[3], .mse = prm[4]};
+    if (j->g.rank == 0)
+        sq_info("fold %d: estimate map sigmoid(%.3f logit + %.3f) from %d validation samples "
+                "(their MSE %.4f -> %.4f)",
+                f->fold, f->recal.a, f->recal.b, f->recal.n, f->recal.mse_raw, f->recal.mse);
+    return SQ_OK;
+}
+
+/* The map into the fold's last.h5, and into best.h5 when that holds the same (last) weights;
+ * an older best.h5 keeps none (identity): the map was fitted on the last model's estimates. */
+static sq_code fold_store_recal(fold_run *f, sq_status *st) {
+    job *j = f->j;
+    if (j->g.rank != 0 || !j->o->recalibrate) return SQ_OK;
+    char text[512];
+    sq_recal_to_text(&f->recal, text, sizeof text);
+    if (sq_file_exists(f->last)) SQ_TRY(sq_checkpoint_set_attr(f->last, "recalibration", text, st));
+    if (f->fs.best_epoch == j->o->epochs && sq_file_exists(f->best))
+        SQ_TRY(sq_checkpoint_set_attr(f->best, "recalibration", text, st));
+    return SQ_OK;
+}
+
+/* After training: the validation study (raw estimates), the map fitted on it, then the test fold
+ * (real contours and the failure study) through the map; post the fold's final status. */
 static sq_code fold_test(fold_run *f, sq_code rc, int interrupted, sq_status *st) {
     job *j = f->j;
     const sq_train_opts *o = j->o;
+    if (rc == SQ_OK && !interrupted) {
+        f->ev.nout = 0;
+        rc = fold_validation_study(f, st);
+        if (rc == SQ_OK) rc = fold_fit_recal(f, f->ev.out, f->ev.nout, st);
+        if (rc == SQ_OK) rc = fold_store_recal(f, st);
+    }
     if (rc == SQ_OK && !interrupted && f->fold >= 0) {
         sq_model_set_training(f->m, 0);
         f->ev.nout = 0;
         rc = evaluate_cases(&f->ev, f->test_cases.v, f->test_cases.n, f->fold, o->failures,
                             f->naive, st);
+        for (int i = 0; rc == SQ_OK && i < f->ev.nout; i++)
+            f->ev.out[i].pred = sq_recal_apply(&f->recal, f->ev.out[i].pred);
         if (rc == SQ_OK) rc = push_predictions(j, f->ev.out, f->ev.nout, st);
     }
-    if (rc == SQ_OK && !interrupted) rc = fold_validation_study(f, st);
     if (j->g.rank == 0 && !interrupted) {
         sq_fold_status s = {f->fold,      o->epochs,
                             o->epochs,    1,

@@ -60,6 +60,8 @@ typedef struct sq_train_opts {
     double comm_timeout; /* seconds a collective may take before the job is ended (watchdog) */
     int on_nan_skip;     /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
     const char *calibration_path; /* calibration.json to store in every checkpoint ("": none) */
+    int recalibrate; /* fit the estimate's map (train/recal.h) on each fold's validation patients,
+                      * apply it to its test predictions, store it in its checkpoints (default 1) */
     sq_accuracy_rule rule;
     /* --crop contour (docs/predict.md "Crop policy"): every sample, in training (after
      * augmentation, box jittered) and in evaluation, is the box of its contour grown by

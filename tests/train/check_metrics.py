@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """check_metrics.py TOOL — segqa's metrics against numpy / scipy.stats on fixed and random vectors
 (with ties, constants and failure-rule edge cases), the same per Dice band ([0, 0.5), [0.5, 0.85),
-[0.85, 1]), and the split-conformal offsets and held-out-fold coverage against a numpy
-implementation of the order statistics. Prints 'N passed, M failed'."""
+[0.85, 1]), the split-conformal offsets and held-out-fold coverage against a numpy
+implementation of the order statistics, and the estimate map sigmoid(a logit(p) + b)
+(train/recal.h) against scipy.optimize.least_squares. Prints 'N passed, M failed'."""
 import json
 import subprocess
 import sys
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 tool = sys.argv[1]
 passed = failed = 0
@@ -152,6 +153,53 @@ for k, cov in enumerate([0.8, 0.9, 0.95]):
     close(f"conformal{k}.n", got["n"], n)
     # exchangeable data: the held-out coverage is at least nominal, up to sampling error
     close(f"conformal{k}.coverage>=nominal-3%", int(covered / n >= cov - 0.03), 1)
+
+
+# ---- the estimate map: least squares of sigmoid(a logit(clip(p)) + b) on y, scipy as reference ----
+def logit(p):
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def recal_ref(y, p):
+    z = logit(p)
+    r = optimize.least_squares(lambda ab: sig(ab[0] * z + ab[1]) - y, [1.0, 0.0], xtol=1e-15,
+                               ftol=1e-15, gtol=1e-15)
+    return r.x
+
+
+rng = np.random.default_rng(11)
+first = None
+for k, (a0, b0, noise) in enumerate([(0.6, 0.2, 0.0), (0.7, -0.3, 0.05), (1.5, 0.4, 0.08)]):
+    n = 300
+    y = np.concatenate([rng.uniform(0, 1, n - 60), np.zeros(30), np.ones(30)])
+    p = np.round(np.clip(sig(a0 * logit(np.clip(y, 0.02, 0.98)) + b0) + rng.normal(0, noise, n),
+                         0, 1), 6)
+    got = run(y.tolist(), p.tolist(), "recal")
+    first = first or got
+    a, b = recal_ref(y, p)
+    close(f"recal{k}.a", got["a"], a, 1e-5)
+    close(f"recal{k}.b", got["b"], b, 1e-5)
+    close(f"recal{k}.n", got["n"], n)
+    close(f"recal{k}.mse_raw", got["mse_raw"], float(np.mean((p - y) ** 2)), 1e-6)
+    close(f"recal{k}.mse", got["mse"], float(np.mean((sig(a * logit(p) + b) - y) ** 2)), 1e-6)
+    close(f"recal{k}.at50", got["at50"], float(sig(a * logit(0.5) + b)), 1e-5)
+    close(f"recal{k}.improves", int(got["mse"] < got["mse_raw"]), 1)
+# a compressed estimate (the network's sag) is expanded: the map is steeper than the identity
+close("recal0.expands", int(first["a"] > 1.2), 1)
+# too few samples, or a constant estimate: the identity
+few = run([0.1, 0.9, 0.5], [0.3, 0.7, 0.5], "recal")
+close("recal.few.a", few["a"], 1.0)
+close("recal.few.b", few["b"], 0.0)
+close("recal.few.n", few["n"], 3)
+close("recal.few.identity", few["at99"], 0.99)
+const = run(list(np.linspace(0, 1, 50)), [0.6] * 50, "recal")
+close("recal.constant.at01", const["at01"], 0.01)
+close("recal.constant.at99", const["at99"], 0.99)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -2,9 +2,12 @@
  * check_metrics.py compares it against numpy/scipy.stats on fixed and random vectors with ties.
  * `metrics_tool bands`: the real-contour metrics per Dice band (report.h) instead.
  * `metrics_tool conformal P`: "y pred fold" lines; the calibration fitted on all of them at
- * coverage P (per band: n, pooled, lower and upper offset) and the coverage on held-out folds. */
+ * coverage P (per band: n, pooled, lower and upper offset) and the coverage on held-out folds.
+ * `metrics_tool recal`: the estimate map (train/recal.h) fitted on the pairs, and the map applied
+ * to 0.01, 0.5 and 0.99. */
 #include "train/calibration.h"
 #include "train/metrics.h"
+#include "train/recal.h"
 #include "train/report.h"
 
 #include <math.h>
@@ -70,8 +73,23 @@ static int conformal_main(const double *y, const double *p, const int *fold, int
     return 0;
 }
 
+static int recal_main(const double *y, const double *p, int n) {
+    const sq_recal r = sq_recal_fit(p, y, n);
+    printf("{");
+    jnum("a", r.a, 0);
+    jnum("b", r.b, 0);
+    printf("\"n\": %d, ", r.n);
+    jnum("mse_raw", r.mse_raw, 0);
+    jnum("mse", r.mse, 0);
+    jnum("at01", sq_recal_apply(&r, 0.01), 0);
+    jnum("at50", sq_recal_apply(&r, 0.5), 0);
+    jnum("at99", sq_recal_apply(&r, 0.99), 1);
+    printf("}\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int mode = argc > 1 ? (argv[1][0] == 'b' ? 1 : 2) : 0;
+    int mode = argc > 1 ? (argv[1][0] == 'b' ? 1 : argv[1][0] == 'r' ? 3 : 2) : 0;
     int cap = 1024, n = 0;
     int *fold = malloc(sizeof(int) * (size_t)cap);
     double *y = malloc(sizeof(double) * (size_t)cap), *p = malloc(sizeof(double) * (size_t)cap);
@@ -86,7 +104,9 @@ int main(int argc, char **argv) {
     }
     if (!y || !p || !fold) return 1;
     if (mode) {
-        int rc = mode == 1 ? bands_main(y, p, n) : conformal_main(y, p, fold, n, atof(argv[2]));
+        int rc = mode == 1   ? bands_main(y, p, n)
+                 : mode == 3 ? recal_main(y, p, n)
+                             : conformal_main(y, p, fold, n, atof(argv[2]));
         free(y), free(p), free(fold);
         return rc;
     }

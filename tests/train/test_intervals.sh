@@ -11,7 +11,10 @@
 #     --accept-if lower rejects where the estimate alone accepts; --calibration from a file;
 #     a checkpoint without a calibration refuses --accept-if lower with one line;
 #   * `segqa train --calibration` stores it; a bad calibration file is one line and no run folder;
-#   * `--recipe`: options beside it override it (config.json).
+#   * `--recipe`: options beside it override it (config.json);
+#   * the estimate map (train/recal.h): every fold's last.h5 holds it after the CV, predict
+#     applies a checkpoint's map exactly (sigmoid(a logit(raw) + b)), a bad map is one line, and
+#     `train --recalibrate off` stores none.
 set -u
 segqa=$1
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -113,4 +116,26 @@ echo '{"bands": [1, 2]}' >"$tmp/badcal.json"
 err=$("$segqa" train "$tmp/c.h5" --out "$tmp/badrun" --epochs 1 --calibration "$tmp/badcal.json" 2>&1)
 rc=$?
 if [ $rc -ne 0 ] && [ "$(wc -l <<<"$err")" -eq 1 ] && grep -q "badcal.json" <<<"$err" && [ ! -e "$tmp/badrun" ]; then ok "bad calibration: one line naming the file, no run folder"; else bad "bad calibration: rc $rc, $err"; fi
+# --- the estimate map ---
+if h5dump -a recalibration "$run/fold-0/last.h5" 2>/dev/null | grep -q 'sigmoid(a\*logit(est)+b)'; then ok "fold-0/last.h5 holds the estimate map"; else bad "fold-0/last.h5 has no estimate map"; fi
+for m in id mapped neg; do cp "$tmp/plain/all/last.h5" "$tmp/$m.h5"; done
+"$py" - "$tmp" <<'PY' || bad "setting maps with h5py"
+import sys, h5py, numpy as np
+t = sys.argv[1]
+for name, a, b in [("id", 1, 0), ("mapped", 2.0, 0.5), ("neg", -1.0, 0)]:
+    with h5py.File(f"{t}/{name}.h5", "r+") as f:
+        if "recalibration" in f.attrs: del f.attrs["recalibration"]
+        f.attrs["recalibration"] = np.bytes_('{"a": %r, "b": %r, "n": 100}' % (a, b))
+PY
+e_id=$("$segqa" predict -c "$tmp/id.h5" -i "$img" -m "$lab" --label all --format json | "$py" -c 'import json,sys; print(json.loads(sys.stdin.read())["estimated_dice"])')
+e_map=$("$segqa" predict -c "$tmp/mapped.h5" -i "$img" -m "$lab" --label all --format json | "$py" -c 'import json,sys; print(json.loads(sys.stdin.read())["estimated_dice"])')
+if "$py" -c "
+import math, sys
+r = min(max($e_id, 1e-4), 1 - 1e-4); want = 1 / (1 + math.exp(-(2.0 * math.log(r / (1 - r)) + 0.5)))
+sys.exit(not abs($e_map - want) < 2e-6)"; then ok "predict applies the map: $e_id -> $e_map"; else bad "map: raw $e_id, mapped $e_map"; fi
+err=$("$segqa" predict -c "$tmp/neg.h5" -i "$img" -m "$lab" --label all 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && [ "$(wc -l <<<"$err")" -eq 1 ] && grep -q "neg.h5: recalibration: a = -1, b = 0, expected a in" <<<"$err"; then ok "a bad map: one line naming the checkpoint"; else bad "bad map: rc $rc: $err"; fi
+"$segqa" train "$tmp/c.h5" --out "$tmp/norecal" --epochs 1 --fpn-channels 16 --fpn-repeats 1 --threads 1 --no-figures -q --recalibrate off >/dev/null 2>&1
+if h5dump -A "$tmp/norecal/all/last.h5" 2>/dev/null | grep -q recalibration; then bad "--recalibrate off stored a map"; elif [ -s "$tmp/norecal/all/last.h5" ]; then ok "--recalibrate off: no map stored"; else bad "--recalibrate off: no checkpoint"; fi
 finish

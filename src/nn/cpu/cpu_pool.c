@@ -93,10 +93,10 @@ static void reduce_rows(const float *src, const int32_t *si, int lo, int hi, siz
         if (di) {
             const int32_t *vi = si + r * len;
 #pragma omp simd
-            for (size_t i = 0; i < len; i++) { /* selects, not branches: they vectorise */
-                const int gt = v[i] > dst[i];
-                di[i] = gt ? vi[i] : di[i];
-                dst[i] = gt ? v[i] : dst[i];
+            for (size_t i = 0; i < len; i++) { /* a mask, not a branch: this vectorises */
+                const int32_t gt = -(int32_t)(v[i] > dst[i]);
+                di[i] = (vi[i] & gt) | (di[i] & ~gt);
+                dst[i] = v[i] > dst[i] ? v[i] : dst[i];
             }
         } else {
 #pragma omp simd

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""recal_crossfit.py RUN... — how much the estimate map (src/train/recal.h) helps, measured on
+validation patients only.
+
+For every run folder, RUN/validation/predictions.csv holds each fold model's raw estimates of its
+own validation patients (held out of its training; `segqa train|cv --val-fraction F`). Per fold
+model, its validation patients are split in two halves by a seeded shuffle; the map
+sigmoid(a logit(est) + b) is fitted by least squares on one half and applied to the other, and
+the other way round. The table is MAE per Dice band of the real contours and per category, raw
+against mapped, so the map is judged on patients it was not fitted on and never on a test fold.
+
+    scripts/recal_crossfit.py runs/abl-a runs/abl-b [--seed 0] [--markdown]
+"""
+import argparse
+import csv
+import os
+
+import numpy as np
+from scipy import optimize
+
+BANDS = [(0.0, 0.5), (0.5, 0.85), (0.85, 1.0 + 1e-9)]
+CATS = ["gt", "empty", "noise", "all-ones", "shifted-gt"]
+
+
+def logit(p):
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def fit(p, y):
+    """The least-squares map, as sq_recal_fit; the identity when it is degenerate."""
+    z = logit(p)
+    if len(p) < 10 or np.var(z) <= 1e-6:
+        return 1.0, 0.0
+    a, b = optimize.least_squares(lambda ab: sigmoid(ab[0] * z + ab[1]) - y, [1.0, 0.0]).x
+    if not 0.1 <= a <= 10 or np.mean((sigmoid(a * z + b) - y) ** 2) >= np.mean((p - y) ** 2):
+        return 1.0, 0.0
+    return a, b
+
+
+def crossfit(rows, seed):
+    """Mapped estimates of every row, each from a map fitted on the other half of its fold's
+    validation patients."""
+    p = np.array([float(r["predicted"]) for r in rows])
+    y = np.array([float(r["target"]) for r in rows])
+    out = p.copy()
+    patient = np.array([r["case"].split(":")[0] for r in rows])
+    fold = np.array([r["fold"] for r in rows])
+    rng = np.random.default_rng(seed)
+    for f in sorted(set(fold)):
+        pats = sorted(set(patient[fold == f]))
+        rng.shuffle(pats)
+        halves = [set(pats[0::2]), set(pats[1::2])]
+        for k in range(2):
+            fit_on = (fold == f) & np.isin(patient, list(halves[k]))
+            score = (fold == f) & np.isin(patient, list(halves[1 - k]))
+            a, b = fit(p[fit_on], y[fit_on])
+            out[score] = sigmoid(a * logit(p[score]) + b) if (a, b) != (1.0, 0.0) else p[score]
+    return p, out, y
+
+
+def row_of(name, est, y, cat):
+    err = np.abs(est - y)
+    real = cat == "real"
+    cells = [name, "%.3f" % err[real].mean()]
+    for lo, hi in BANDS:
+        m = real & (y >= lo) & (y < hi)
+        cells.append("%.3f" % err[m].mean() if m.any() else "-")
+    for c in CATS:
+        m = cat == c
+        cells.append("%.3f" % err[m].mean() if m.any() else "-")
+    cells.append("%.3f" % err.mean())
+    return cells
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    head = ["run", "real", "[0, 0.5)", "[0.5, 0.85)", "[0.85, 1]", *CATS, "all"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for run in args.runs:
+        path = os.path.join(run, "validation", "predictions.csv")
+        rows = list(csv.DictReader(open(path)))
+        cat = np.array([r["category"] for r in rows])
+        raw, mapped, y = crossfit(rows, args.seed)
+        name = os.path.basename(os.path.normpath(run))
+        print("| " + " | ".join(row_of(name + " raw", raw, y, cat)) + " |")
+        print("| " + " | ".join(row_of(name + " mapped", mapped, y, cat)) + " |")
+
+
+if __name__ == "__main__":
+    main()
