@@ -11,6 +11,8 @@ import sys
 import numpy as np
 from scipy import optimize, stats
 
+from conformal_ref import band_of, fit_bands as fit
+
 tool = sys.argv[1]
 passed = failed = 0
 
@@ -79,13 +81,6 @@ for name, (y, p) in cases.items():
         close(f"{name}.{key}", got[key], want[key], 1e-9 if key in ("spearman", "pearson") else 1e-12)
 
 # ---- per Dice band of the true Dice: the same metrics on each band's subset ----
-EDGES = [0.0, 0.5, 0.85]
-
-
-def band_of(v):
-    return np.searchsorted(EDGES, v, side="right") - 1
-
-
 def empty_reference():
     return {"n": 0, "mae": None, "mae_sd": None, "mape": None, "max_err": None,
             "spearman": None, "pearson": None, "accuracy": None, "n_failed": 0}
@@ -108,25 +103,7 @@ for name, (y, p) in band_cases.items():
                   1e-9 if key in ("spearman", "pearson") else 1e-12)
 
 
-# ---- split-conformal (Mondrian by the estimate's band), reference by numpy order statistics ----
-def offsets(r, cov):
-    r = np.sort(r)
-    n, a = len(r), 1 - cov
-    kl = int(np.floor((n + 1) * a / 2 + 1e-9))
-    kh = int(np.ceil((n + 1) * (1 - a / 2) - 1e-9))
-    return (-1.0 if kl < 1 else r[kl - 1]), (1.0 if kh > n else r[kh - 1])
-
-
-def fit(y, p, cov):
-    r = y - p
-    pooled = offsets(r, cov)
-    out = []
-    for k in range(3):
-        m = band_of(p) == k
-        out.append((int(m.sum()), m.sum() < 30, *(offsets(r[m], cov) if m.sum() >= 30 else pooled)))
-    return out
-
-
+# ---- split-conformal (Mondrian by the estimate's band), reference: conformal_ref.py ----
 rng = np.random.default_rng(7)
 for k, cov in enumerate([0.8, 0.9, 0.95]):
     n = 600

@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from conformal_ref import band_of, fit_bands
+
 run = sys.argv[1]
 passed = failed = 0
 
@@ -28,28 +30,12 @@ def check(name, ok, detail=""):
         print(f"FAIL {name} {detail}")
 
 
-EDGES = [0.0, 0.5, 0.85]
 BANDS = ["[0, 0.5)", "[0.5, 0.85)", "[0.85, 1]"]
 CATS = ["real", "empty", "noise", "all-ones", "shifted-gt", "gt"]
 
 
-def band_of(v):
-    return np.searchsorted(EDGES, v, side="right") - 1
-
-
-def offsets(r, cov):
-    r = np.sort(r)
-    n, a = len(r), 1 - cov
-    kl = int(np.floor((n + 1) * a / 2 + 1e-9))
-    kh = int(np.ceil((n + 1) * (1 - a / 2) - 1e-9))
-    return (-1.0 if kl < 1 else r[kl - 1]), (1.0 if kh > n else r[kh - 1])
-
-
 def fit(y, p, cov):
-    r = y - p
-    pooled = offsets(r, cov)
-    return [offsets(r[band_of(p) == k], cov) if (band_of(p) == k).sum() >= 30 else pooled
-            for k in range(3)]
+    return [cell[2:] for cell in fit_bands(y, p, cov)]
 
 
 misses = []
