@@ -4,6 +4,8 @@
 #   bad NAME       count and print a failed check (a script may redefine bad to show more)
 #   finish         print "P passed, F failed" (ctest's PASS_REGULAR_EXPRESSION looks for it) and
 #                  return non-zero when any check failed
+#   test_tmpdir N  set tmp to a fresh /tmp/segqa-N-XXXXXX, removed at exit; with SEGQA_TEST_KEEP=DIR
+#                  tmp is DIR instead (created, kept), to look at a failing run's files
 pass=0
 fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
@@ -11,4 +13,9 @@ bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 finish() {
   echo "$pass passed, $fail failed"
   [ "$fail" -eq 0 ]
+}
+test_tmpdir() {
+  tmp=${SEGQA_TEST_KEEP:-$(mktemp -d "/tmp/segqa-$1-XXXXXX")}
+  mkdir -p "$tmp"
+  [ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 }

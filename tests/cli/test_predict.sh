@@ -18,10 +18,8 @@ segqa=$1
 here=$(cd "$(dirname "$0")/../.." && pwd)
 data=$here/datasets/msd-hippocampus
 py=/usr/bin/python3
-tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-predict-XXXXXX)}
-mkdir -p "$tmp"
-[ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib.sh"
+test_tmpdir predict
 est() { $py -c 'import json,sys; print(json.loads(sys.stdin.readline())["estimated_dice"])'; }
 
 "$segqa" ingest "$data" -o "$tmp/gt.h5" --shape 16x24x16 --limit 12 -q &&

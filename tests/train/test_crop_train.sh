@@ -12,10 +12,8 @@
 set -u
 segqa=$1
 py=${2:-/usr/bin/python3}
-tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-crop-XXXXXX)}
-mkdir -p "$tmp"
-[ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib.sh"
+test_tmpdir crop
 cd "$tmp" || exit 1
 
 "$segqa" synth -o site.h5 -n 10 --shape 12x64x64 --spacing 4x1.5x1.5 --off-centre 0.8 --seed 5 \

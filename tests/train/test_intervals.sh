@@ -20,10 +20,8 @@ segqa=$1
 here=$(cd "$(dirname "$0")/../.." && pwd)
 data=$here/datasets/msd-hippocampus
 py=/usr/bin/python3
-tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-intervals-XXXXXX)}
-mkdir -p "$tmp"
-[ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib.sh"
+test_tmpdir intervals
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 # Open MPI's own leaks
 

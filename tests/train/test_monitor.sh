@@ -10,10 +10,9 @@
 set -u
 segqa=$1
 py=/usr/bin/python3
-tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-monitor-XXXXXX)}
-mkdir -p "$tmp/run/fold-0"
-[ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib.sh"
+test_tmpdir monitor
+mkdir -p "$tmp/run/fold-0"
 touch "$tmp/run/fold-0/best.h5" # only its place matters: the reference is the run's predictions.csv
 
 "$py" - "$tmp" <<'PY'

@@ -15,10 +15,8 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 data=$here/datasets/msd-hippocampus
 ref=$here/results/hippocampus-reference
 py=/usr/bin/python3
-tmp=${SEGQA_TEST_KEEP:-$(mktemp -d /tmp/segqa-monitor-e2e-XXXXXX)}
-mkdir -p "$tmp"
-[ -n "${SEGQA_TEST_KEEP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib.sh"
+test_tmpdir monitor-e2e
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 [ -s "$ref/model/best.h5" ] || { bad "no committed reference model $ref/model/best.h5"; finish; }
 
