@@ -49,6 +49,12 @@ const char *sq_cuda_shape_str(sq_shape5 s, char *buf, size_t n) {
     return buf;
 }
 
+int sq_cuda_view_fits(sq_view v, int64_t n) {
+    if (!v.buf) return 0;
+    const size_t floats = v.buf->bytes / sizeof(float);
+    return n >= 0 && v.off <= floats && (uint64_t)n <= floats - v.off;
+}
+
 sq_code sq_cuda_check_view(sq_view v, int64_t n, const char *what, sq_status *st) {
     if (!v.buf) return sq_fail(st, SQ_ERR_RANGE, "cuda: %s: missing tensor (none view)", what);
     const size_t floats = v.buf->bytes / sizeof(float);

@@ -84,6 +84,9 @@ sq_code sq_cuda_workspace(sq_cuda *c, size_t bytes, void **ws, sq_status *st);
 sq_code sq_cuda_stats_buf(sq_cuda *c, size_t bytes, sq_buf **out, sq_status *st);
 /* Range check of a view of `n` floats. */
 sq_code sq_cuda_check_view(sq_view v, int64_t n, const char *what, sq_status *st);
+/* Whether v is present and holds n floats from its offset (sq_cuda_check_view without the
+ * message, for hot paths that format one only on failure). */
+int sq_cuda_view_fits(sq_view v, int64_t n);
 
 /* --- dense / grouped convolution (conv_cudnn.c) ---------------------------------------------- */
 sq_code sq_cuda_conv_init(sq_cuda *c, sq_status *st);

@@ -314,9 +314,11 @@ static __global__ void resize_bwd_kernel(pw_resize_geom g, int64_t planes, const
 
 // ---- host helpers --------------------------------------------------------------------------
 
-// A view of n floats: required (must be present) or optional (none allowed).
+// A view of n floats: required (must be present) or optional (none allowed). The message is
+// formatted only on failure: this runs for every argument of every op of every step.
 static sq_code check_arg(sq_view v, int64_t n, int required, const char *what, const char *arg,
                          sq_status *st) {
+    if (v.buf ? sq_cuda_view_fits(v, n) : !required) return SQ_OK;
     char buf[192];
     snprintf(buf, sizeof buf, "%s %s", what, arg);
     if (!v.buf)

@@ -7,8 +7,12 @@
  * greater), which makes the chosen element the lexicographically smallest (d, h, w) of the
  * window's maxima: the first maximum of a raster scan, as in PyTorch and the CUDA backend. The
  * backward carries the chosen element's index through the same passes and scatters dy in raster
- * order of the outputs, so it routes ties as before and adds in the same order. (A NaN is kept
- * once it is the running value of a pass: a NaN in a window gives NaN or the window's maximum.)
+ * order of the outputs, so it routes ties as before and adds in the same order.
+ * NaN, exactly as the raster scan (best = the first element; a later one replaces it only when
+ * greater, which a NaN never is and nothing is than a NaN): the window's first element when that is
+ * NaN, else the first maximum of its other elements with NaNs skipped. So every pass skips NaNs (a
+ * NaN running value is replaced by the next number), and a last pass puts the first element back
+ * where it is NaN. CUDA's test checks this bit for bit on inputs with ties and NaNs.
  * Work per output is about k_w / s_w + k_h + k_d comparisons instead of k_d k_h k_w.
  */
 #include "nn/cpu/cpu.h"
@@ -43,11 +47,16 @@ static pool_geo geo_of(const sq_pool3d *p) {
     return g;
 }
 
-/* First maximum of row[lo, hi). */
+/* Whether v replaces the running value m: greater, or m is NaN and v is not (NaNs skipped). */
+static inline int takes(float v, float m) {
+    return (v > m) | ((m != m) & (v == v));
+}
+
+/* First maximum of row[lo, hi), NaNs skipped (a NaN only if all are). */
 static inline int first_max(const float *row, int lo, int hi) {
     int best = lo;
     for (int w = lo + 1; w < hi; w++)
-        if (row[w] > row[best]) best = w;
+        if (takes(row[w], row[best])) best = w;
     return best;
 }
 
@@ -69,8 +78,10 @@ static void pass_w(const sq_pool3d *p, const pool_geo *g, const float *x, float 
                 const int a = ow * s - pad;
                 const float v1 = row[a + 1], v2 = row[a + 2];
                 m = row[a], best = a;
-                best = v1 > m ? a + 1 : best, m = v1 > m ? v1 : m;
-                best = v2 > m ? a + 2 : best, m = v2 > m ? v2 : m;
+                const int t1 = takes(v1, m);
+                best = t1 ? a + 1 : best, m = t1 ? v1 : m;
+                const int t2 = takes(v2, m);
+                best = t2 ? a + 2 : best, m = t2 ? v2 : m;
             } else {
                 int lo, hi;
                 window(ow, k, s, pad, g->W, &lo, &hi);
@@ -94,14 +105,14 @@ static void reduce_rows(const float *src, const int32_t *si, int lo, int hi, siz
             const int32_t *vi = si + r * len;
 #pragma omp simd
             for (size_t i = 0; i < len; i++) { /* a mask, not a branch: this vectorises */
-                const int32_t gt = -(int32_t)(v[i] > dst[i]);
+                const int32_t gt = -(int32_t)takes(v[i], dst[i]);
                 di[i] = (vi[i] & gt) | (di[i] & ~gt);
-                dst[i] = v[i] > dst[i] ? v[i] : dst[i];
+                dst[i] = gt ? v[i] : dst[i];
             }
         } else {
 #pragma omp simd
             for (size_t i = 0; i < len; i++)
-                dst[i] = v[i] > dst[i] ? v[i] : dst[i];
+                dst[i] = takes(v[i], dst[i]) ? v[i] : dst[i];
         }
     }
 }
@@ -122,6 +133,28 @@ static void pass_hd(const sq_pool3d *p, const pool_geo *g, const float *t1, cons
         int lo, hi;
         window(od, p->k[0], p->stride[0], p->pad[0], g->D, &lo, &hi);
         reduce_rows(t2, i2, lo, hi, slice2, y + od * slice2, yi ? yi + od * slice2 : NULL);
+    }
+}
+
+/* Where a window's first element (raster order) is NaN the scan keeps it: put it back in y (yi). */
+static void first_nan_fixup(const sq_pool3d *p, const pool_geo *g, const float *x, float *y,
+                            int32_t *yi) {
+    for (int od = 0; od < g->Do; od++) {
+        int d0, d1;
+        window(od, p->k[0], p->stride[0], p->pad[0], g->D, &d0, &d1);
+        for (int oh = 0; oh < g->Ho; oh++) {
+            int h0, h1;
+            window(oh, p->k[1], p->stride[1], p->pad[1], g->H, &h0, &h1);
+            const float *row = x + ((size_t)d0 * g->H + h0) * g->W;
+            const size_t o = ((size_t)od * g->Ho + oh) * g->Wo;
+            for (int ow = 0; ow < g->Wo; ow++) {
+                int w0, w1;
+                window(ow, p->k[2], p->stride[2], p->pad[2], g->W, &w0, &w1);
+                if (row[w0] == row[w0]) continue;
+                y[o + ow] = row[w0];
+                if (yi) yi[o + ow] = (int32_t)(((size_t)d0 * g->H + h0) * g->W + w0);
+            }
+        }
     }
 }
 
@@ -162,6 +195,7 @@ sq_code sq_cpu_maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
             if (!t.t1) continue;
             pass_w(p, &g, px + pl * g.S, t.t1, NULL);
             pass_hd(p, &g, t.t1, NULL, t.t2, NULL, py + pl * g.So, NULL);
+            first_nan_fixup(p, &g, px + pl * g.S, py + pl * g.So, NULL);
         }
         free(t.t1);
     }
@@ -188,6 +222,7 @@ sq_code sq_cpu_maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
             float *dp = pdx + pl * g.S;
             pass_w(p, &g, px + pl * g.S, t.t1, t.i1);
             pass_hd(p, &g, t.t1, t.i1, t.t2, t.i2, t.yv, t.yi);
+            first_nan_fixup(p, &g, px + pl * g.S, t.yv, t.yi);
             memset(dp, 0, g.S * sizeof(float));
             for (size_t i = 0; i < g.So; i++) /* raster order of the outputs, as a scan would */
                 dp[t.yi[i]] += gp[i];
