@@ -72,34 +72,34 @@ static void lm_fit(const double *z, const double *y, int n, double *a, double *b
     }
 }
 
+/* Variance of the clipped logits of est (fills z). */
+static double logit_variance(const double *est, int n, double *z) {
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++)
+        z[i] = logit_clipped(est[i]), m += z[i] / n;
+    for (int i = 0; i < n; i++)
+        v += (z[i] - m) * (z[i] - m) / n;
+    return v;
+}
+
 sq_recal sq_recal_fit(const double *est, const double *y, int n) {
     sq_recal r = sq_recal_identity();
     r.n = n;
-    if (n < SQ_RECAL_MIN_SAMPLES) return r;
-    double *z = malloc(sizeof(double) * (size_t)n);
-    if (!z) return r;
-    double zm = 0, zv = 0;
-    for (int i = 0; i < n; i++)
-        z[i] = logit_clipped(est[i]), zm += z[i] / n;
-    for (int i = 0; i < n; i++)
-        zv += (z[i] - zm) * (z[i] - zm) / n;
-    if (!(zv > 1e-6)) { /* (nearly) constant estimates: a is not identifiable */
-        free(z);
-        return r;
-    }
-    double a = 1.0, b = 0.0;
-    lm_fit(z, y, n, &a, &b);
+    if (n < 1) return r;
     double raw = 0;
     for (int i = 0; i < n; i++)
         raw += (est[i] - y[i]) * (est[i] - y[i]);
-    const double fitted = sse_of(z, y, n, a, b);
-    free(z);
-    r.mse_raw = raw / n;
-    if (!(a >= SQ_RECAL_A_MIN && a <= SQ_RECAL_A_MAX) || !isfinite(b) || !(fitted < raw)) {
-        r.mse = r.mse_raw; /* degenerate, or no better than the raw estimate: keep the identity */
-        return r;
+    r.mse_raw = r.mse = raw / n; /* the identity's, until a fit does better */
+    double *z = n >= SQ_RECAL_MIN_SAMPLES ? malloc(sizeof(double) * (size_t)n) : NULL;
+    if (!z) return r;
+    double a = 1.0, b = 0.0, fitted = raw;
+    if (logit_variance(est, n, z) > 1e-6) { /* else (nearly) constant: a is not identifiable */
+        lm_fit(z, y, n, &a, &b);
+        fitted = sse_of(z, y, n, a, b);
     }
-    r.a = a, r.b = b, r.mse = fitted / n;
+    free(z);
+    if (a >= SQ_RECAL_A_MIN && a <= SQ_RECAL_A_MAX && isfinite(b) && fitted < raw)
+        r.a = a, r.b = b, r.mse = fitted / n;
     return r;
 }
 

@@ -309,7 +309,8 @@ void sq_report_print_summary(FILE *f, const sq_report_summary *s) {
 }
 
 sq_code sq_report_add_validation(const char *run_dir, const double *best_val, const int *best_epoch,
-                                 int nfolds, double val_fraction, sq_status *st) {
+                                 const char *const *estimate_map, int nfolds, double val_fraction,
+                                 sq_status *st) {
     char path[SQ_PATH_MAX];
     snprintf(path, sizeof path, "%s/metrics.json", run_dir);
     cJSON *old = NULL;
@@ -332,6 +333,8 @@ sq_code sq_report_add_validation(const char *run_dir, const double *best_val, co
             cJSON_AddNullToObject(o, "best_val_mae");
         }
         cJSON_AddNumberToObject(o, "best_epoch", best_epoch[f]);
+        cJSON *map = estimate_map && estimate_map[f] ? cJSON_Parse(estimate_map[f]) : NULL;
+        if (map) cJSON_AddItemToObject(o, "estimate_map", map);
         cJSON_AddItemToArray(pf, o);
     }
     if (nv == nfolds && nv > 0)

@@ -70,9 +70,11 @@ sq_code sq_report_write(const char *run_dir, const sq_prediction *p, int n, sq_a
 /* Add `validation` to run_dir/metrics.json (second, after `summary`): per fold the best
  * validation MAE of real contours (patients held out of the fold's training patients,
  * --val-fraction) and its epoch, and their mean — the numbers to choose hyperparameters on.
- * best_val[f] = INFINITY: the fold had no validation (null). */
+ * best_val[f] = INFINITY: the fold had no validation (null). estimate_map (may be NULL, or hold
+ * NULLs): each fold's estimate map as JSON text (train/recal.h), added as its "estimate_map". */
 sq_code sq_report_add_validation(const char *run_dir, const double *best_val, const int *best_epoch,
-                                 int nfolds, double val_fraction, sq_status *st);
+                                 const char *const *estimate_map, int nfolds, double val_fraction,
+                                 sq_status *st);
 
 /* Add (replace) top-level `key` of run_dir/metrics.json with `item` (taken over, deleted on
  * failure too), after summary and validation. */

@@ -1109,8 +1109,10 @@ static sq_code fold_fit_recal(fold_run *f, const sq_prediction *val, int nval, s
 static sq_code fold_store_recal(fold_run *f, sq_status *st) {
     job *j = f->j;
     if (j->g.rank != 0 || !j->o->recalibrate) return SQ_OK;
-    char text[512];
+    char text[512], path[SQ_PATH_MAX + 32];
     sq_recal_to_text(&f->recal, text, sizeof text);
+    snprintf(path, sizeof path, "%s/estimate_map.json", f->dir); /* for metrics.json */
+    SQ_TRY(sq_write_file_atomic(path, text, strlen(text), st));
     if (sq_file_exists(f->last)) SQ_TRY(sq_checkpoint_set_attr(f->last, "recalibration", text, st));
     if (f->fs.best_epoch == j->o->epochs && sq_file_exists(f->best))
         SQ_TRY(sq_checkpoint_set_attr(f->best, "recalibration", text, st));
@@ -1231,20 +1233,25 @@ static sq_code write_validation(const job *j, sq_status *st) {
     int nf = j->o->nfolds;
     double *best = malloc((size_t)nf * sizeof *best);
     int *epoch = malloc((size_t)nf * sizeof *epoch);
-    if (!best || !epoch) {
-        free(best);
-        free(epoch);
-        return sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
-    }
-    for (int f = 0; f < nf; f++) {
-        char dir[SQ_PATH_MAX];
+    char **map = calloc((size_t)nf, sizeof *map);
+    sq_code rc = best && epoch && map ? SQ_OK : sq_fail(st, SQ_ERR_NOMEM, "trainer: out of memory");
+    for (int f = 0; rc == SQ_OK && f < nf; f++) {
+        char dir[SQ_PATH_MAX], path[SQ_PATH_MAX + 32];
         fold_dir(j, f, dir, sizeof dir);
         fold_state fs = {INFINITY, -1};
         load_fold_state(dir, &fs);
         best[f] = fs.best_val;
         epoch[f] = fs.best_epoch;
+        snprintf(path, sizeof path, "%s/estimate_map.json", dir);
+        size_t len;
+        if (sq_file_exists(path)) sq_read_file(path, &map[f], &len, NULL); /* absent: off */
     }
-    sq_code rc = sq_report_add_validation(j->o->run_dir, best, epoch, nf, j->o->val_fraction, st);
+    if (rc == SQ_OK)
+        rc = sq_report_add_validation(j->o->run_dir, best, epoch, (const char *const *)map, nf,
+                                      j->o->val_fraction, st);
+    for (int f = 0; map && f < nf; f++)
+        free(map[f]);
+    free(map);
     free(best);
     free(epoch);
     return rc;

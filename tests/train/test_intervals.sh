@@ -50,7 +50,7 @@ if grep -q "interval coverage on held-out folds (nominal 90%" <<<"$out" && grep 
 else
     bad "summary without bands or coverage"
 fi
-if "$py" - "$run" <<'PY'; then ok "metrics.json: bands, intervals, validation report, config from the recipe"; else bad "metrics.json"; fi
+if "$py" - "$run" <<'PY'; then ok "metrics.json: bands, intervals, validation report with each fold's estimate map, config from the recipe"; else bad "metrics.json"; fi
 import json, sys
 run = sys.argv[1]
 m = json.load(open(run + "/metrics.json"))
@@ -62,6 +62,8 @@ iv = m["intervals"]
 assert [round(x["nominal"], 2) for x in iv] == [0.8, 0.9, 0.95], iv
 assert iv[1]["all"]["n"] == s["all_samples"]["segqa"]["n"] and iv[1]["folds"] == 2, iv[1]
 assert list(m)[:3] == ["summary", "validation", "intervals"], list(m)
+maps = [f["estimate_map"] for f in m["validation"]["per_fold"]]
+assert len(maps) == 2 and all(0.1 <= e["a"] <= 10 and e["n"] > 0 for e in maps), maps
 v = json.load(open(run + "/validation/metrics.json"))["summary"]
 assert v["by_category"]["gt"]["segqa"]["n"] >= 1 and "real_by_band" in v, v.keys()
 c = json.load(open(run + "/config.json"))
