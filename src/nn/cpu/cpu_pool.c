@@ -136,9 +136,19 @@ static void pass_hd(const sq_pool3d *p, const pool_geo *g, const float *t1, cons
     }
 }
 
+/* Whether the plane holds a NaN (one vectorised read; the fix-up below is skipped without). */
+static int has_nan(const float *x, size_t n) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (size_t i = 0; i < n; i++)
+        any |= x[i] != x[i];
+    return any;
+}
+
 /* Where a window's first element (raster order) is NaN the scan keeps it: put it back in y (yi). */
 static void first_nan_fixup(const sq_pool3d *p, const pool_geo *g, const float *x, float *y,
                             int32_t *yi) {
+    if (!has_nan(x, g->S)) return;
     for (int od = 0; od < g->Do; od++) {
         int d0, d1;
         window(od, p->k[0], p->stride[0], p->pad[0], g->D, &d0, &d1);
