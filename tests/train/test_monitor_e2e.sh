@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_monitor_e2e.sh SEGQA — the drift monitor end to end on real images and a real trained model:
-# the committed reference model (results/hippocampus-reference/model/best.h5, fold 0 of the
+# the committed reference model (results/hippocampus-reference/model/fold-0.h5, fold 0 of the
 # reference CV) estimates the contours of fold 0's own test patients (never trained on), through
 # `segqa predict --pairs -f json`, and `segqa monitor` watches the stream against the reference
 # run's out-of-fold estimates:
@@ -18,7 +18,7 @@ py=/usr/bin/python3
 . "$(dirname "$0")/../lib.sh"
 test_tmpdir monitor-e2e
 finish() { echo "$pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
-[ -s "$ref/model/best.h5" ] || { bad "no committed reference model $ref/model/best.h5"; finish; }
+[ -s "$ref/model/fold-0.h5" ] || { bad "no committed reference model $ref/model/fold-0.h5"; finish; }
 
 # 120 pairs: fold 0's test cases in turn; block b = i // 20 of erosion
 "$py" - "$data" "$ref/splits.json" "$tmp" <<'PY' || { bad "making the streams"; finish; }
@@ -54,7 +54,7 @@ PY
 echo "true Dice per block of 20, degraded stream: $(cat "$tmp/drift.dice")"
 
 for kind in drift steady; do
-    "$segqa" predict -c "$ref/model/best.h5" --pairs "$tmp/$kind.csv" -f json >"$tmp/$kind.jsonl" 2>"$tmp/$kind.err"
+    "$segqa" predict -c "$ref/model/fold-0.h5" --pairs "$tmp/$kind.csv" -f json >"$tmp/$kind.jsonl" 2>"$tmp/$kind.err"
     rc=$?
     if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then bad "predict $kind: exit $rc: $(tail -2 "$tmp/$kind.err")"; finish; fi
 done
