@@ -52,91 +52,93 @@ static inline int takes(float v, float m) {
     return (v > m) | ((m != m) & (v == v));
 }
 
-/* First maximum of row[lo, hi), NaNs skipped (a NaN only if all are). */
-static inline int first_max(const float *row, int lo, int hi) {
+/* First maximum of row[lo, hi); with nan, NaNs skipped (a NaN only if all are). */
+static inline int first_max(const float *row, int lo, int hi, int nan) {
     int best = lo;
-    for (int w = lo + 1; w < hi; w++)
-        if (takes(row[w], row[best])) best = w;
+    if (nan) {
+        for (int w = lo + 1; w < hi; w++)
+            if (takes(row[w], row[best])) best = w;
+    } else {
+        for (int w = lo + 1; w < hi; w++)
+            if (row[w] > row[best]) best = w;
+    }
     return best;
 }
 
-/* W pass: t[r][ow] = max over the window of row r of x; with ti, ti gets its plane index. Windows
- * of 3 inside the row (the model's) take a branch-free path. */
-static void pass_w(const sq_pool3d *p, const pool_geo *g, const float *x, float *t, int32_t *ti) {
-    const int k = p->k[2], s = p->stride[2], pad = p->pad[2];
-    int in_lo = (pad + s - 1) / s, in_hi = (g->W - k + pad) / s + 1; /* windows fully inside */
-    if (k != 3 || in_hi > g->Wo) in_hi = g->Wo;
-    if (k != 3 || in_lo > in_hi) in_lo = in_hi;
+/* W pass: t[r][ow] = max over the window of row r of x; with ti, ti gets its plane index. nan:
+ * the plane holds a NaN (NaN-skipping comparisons; plain ones otherwise, the same result). */
+static void pass_w(const sq_pool3d *p, const pool_geo *g, const float *x, int nan, float *t,
+                   int32_t *ti) {
     for (int r = 0; r < g->D * g->H; r++) {
         const float *row = x + (size_t)r * g->W;
         float *out = t + (size_t)r * g->Wo;
         int32_t *oi = ti ? ti + (size_t)r * g->Wo : NULL;
         for (int ow = 0; ow < g->Wo; ow++) {
-            float m;
-            int best;
-            if (ow >= in_lo && ow < in_hi) { /* selects on the running value: no branches */
-                const int a = ow * s - pad;
-                const float v1 = row[a + 1], v2 = row[a + 2];
-                m = row[a], best = a;
-                const int t1 = takes(v1, m);
-                best = t1 ? a + 1 : best, m = t1 ? v1 : m;
-                const int t2 = takes(v2, m);
-                best = t2 ? a + 2 : best, m = t2 ? v2 : m;
-            } else {
-                int lo, hi;
-                window(ow, k, s, pad, g->W, &lo, &hi);
-                best = first_max(row, lo, hi), m = row[best];
-            }
-            out[ow] = m;
+            int lo, hi;
+            window(ow, p->k[2], p->stride[2], p->pad[2], g->W, &lo, &hi);
+            const int best = first_max(row, lo, hi, nan);
+            out[ow] = row[best];
             if (oi) oi[ow] = (int32_t)((size_t)r * g->W + best);
         }
     }
 }
 
 /* One reduction over rows: dst[i] = max over rows [lo, hi) of src (row length len, row pitch
- * len), first maximum kept; the index arrays follow the values when given. */
-static void reduce_rows(const float *src, const int32_t *si, int lo, int hi, size_t len, float *dst,
-                        int32_t *di) {
+ * len), first maximum kept (NaNs skipped with nan); the index arrays follow the values when
+ * given. Masks, not branches: these loops vectorise. */
+static void reduce_rows(const float *src, const int32_t *si, int lo, int hi, size_t len, int nan,
+                        float *dst, int32_t *di) {
     memcpy(dst, src + lo * len, len * sizeof(float));
     if (di) memcpy(di, si + lo * len, len * sizeof(int32_t));
     for (int r = lo + 1; r < hi; r++) {
         const float *v = src + r * len;
-        if (di) {
-            const int32_t *vi = si + r * len;
+        const int32_t *vi = di ? si + r * len : NULL;
+        if (di && nan) {
 #pragma omp simd
-            for (size_t i = 0; i < len; i++) { /* a mask, not a branch: this vectorises */
+            for (size_t i = 0; i < len; i++) {
                 const int32_t gt = -(int32_t)takes(v[i], dst[i]);
                 di[i] = (vi[i] & gt) | (di[i] & ~gt);
                 dst[i] = gt ? v[i] : dst[i];
             }
-        } else {
+        } else if (di) {
+#pragma omp simd
+            for (size_t i = 0; i < len; i++) {
+                const int32_t gt = -(int32_t)(v[i] > dst[i]);
+                di[i] = (vi[i] & gt) | (di[i] & ~gt);
+                dst[i] = gt ? v[i] : dst[i];
+            }
+        } else if (nan) {
 #pragma omp simd
             for (size_t i = 0; i < len; i++)
                 dst[i] = takes(v[i], dst[i]) ? v[i] : dst[i];
+        } else {
+#pragma omp simd
+            for (size_t i = 0; i < len; i++)
+                dst[i] = v[i] > dst[i] ? v[i] : dst[i];
         }
     }
 }
 
 /* H pass (per d slice, rows of Wo) then D pass (slices of Ho x Wo) into y (and yi). */
-static void pass_hd(const sq_pool3d *p, const pool_geo *g, const float *t1, const int32_t *i1,
-                    float *t2, int32_t *i2, float *y, int32_t *yi) {
+static void pass_hd(const sq_pool3d *p, const pool_geo *g, int nan, const float *t1,
+                    const int32_t *i1, float *t2, int32_t *i2, float *y, int32_t *yi) {
     const size_t slice1 = (size_t)g->H * g->Wo, slice2 = (size_t)g->Ho * g->Wo;
     for (int d = 0; d < g->D; d++)
         for (int oh = 0; oh < g->Ho; oh++) {
             int lo, hi;
             window(oh, p->k[1], p->stride[1], p->pad[1], g->H, &lo, &hi);
             const size_t o2 = d * slice2 + (size_t)oh * g->Wo;
-            reduce_rows(t1 + d * slice1, i1 ? i1 + d * slice1 : NULL, lo, hi, g->Wo, t2 + o2,
+            reduce_rows(t1 + d * slice1, i1 ? i1 + d * slice1 : NULL, lo, hi, g->Wo, nan, t2 + o2,
                         i2 ? i2 + o2 : NULL);
         }
     for (int od = 0; od < g->Do; od++) {
         int lo, hi;
         window(od, p->k[0], p->stride[0], p->pad[0], g->D, &lo, &hi);
-        reduce_rows(t2, i2, lo, hi, slice2, y + od * slice2, yi ? yi + od * slice2 : NULL);
+        reduce_rows(t2, i2, lo, hi, slice2, nan, y + od * slice2, yi ? yi + od * slice2 : NULL);
     }
 }
 
-/* Whether the plane holds a NaN (one vectorised read; the fix-up below is skipped without). */
+/* Whether the plane holds a NaN (one vectorised read; without, plain comparisons and no fix-up). */
 static int has_nan(const float *x, size_t n) {
     int any = 0;
 #pragma omp simd reduction(| : any)
@@ -148,7 +150,6 @@ static int has_nan(const float *x, size_t n) {
 /* Where a window's first element (raster order) is NaN the scan keeps it: put it back in y (yi). */
 static void first_nan_fixup(const sq_pool3d *p, const pool_geo *g, const float *x, float *y,
                             int32_t *yi) {
-    if (!has_nan(x, g->S)) return;
     for (int od = 0; od < g->Do; od++) {
         int d0, d1;
         window(od, p->k[0], p->stride[0], p->pad[0], g->D, &d0, &d1);
@@ -203,9 +204,11 @@ sq_code sq_cpu_maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
 #pragma omp for schedule(static)
         for (int pl = 0; pl < planes; pl++) {
             if (!t.t1) continue;
-            pass_w(p, &g, px + pl * g.S, t.t1, NULL);
-            pass_hd(p, &g, t.t1, NULL, t.t2, NULL, py + pl * g.So, NULL);
-            first_nan_fixup(p, &g, px + pl * g.S, py + pl * g.So, NULL);
+            const float *xp = px + pl * g.S;
+            const int nan = has_nan(xp, g.S);
+            pass_w(p, &g, xp, nan, t.t1, NULL);
+            pass_hd(p, &g, nan, t.t1, NULL, t.t2, NULL, py + pl * g.So, NULL);
+            if (nan) first_nan_fixup(p, &g, xp, py + pl * g.So, NULL);
         }
         free(t.t1);
     }
@@ -230,9 +233,11 @@ sq_code sq_cpu_maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
             if (!t.t1) continue;
             const float *gp = pdy + pl * g.So;
             float *dp = pdx + pl * g.S;
-            pass_w(p, &g, px + pl * g.S, t.t1, t.i1);
-            pass_hd(p, &g, t.t1, t.i1, t.t2, t.i2, t.yv, t.yi);
-            first_nan_fixup(p, &g, px + pl * g.S, t.yv, t.yi);
+            const float *xp = px + pl * g.S;
+            const int nan = has_nan(xp, g.S);
+            pass_w(p, &g, xp, nan, t.t1, t.i1);
+            pass_hd(p, &g, nan, t.t1, t.i1, t.t2, t.i2, t.yv, t.yi);
+            if (nan) first_nan_fixup(p, &g, xp, t.yv, t.yi);
             memset(dp, 0, g.S * sizeof(float));
             for (size_t i = 0; i < g.So; i++) /* raster order of the outputs, as a scan would */
                 dp[t.yi[i]] += gp[i];
