@@ -1,8 +1,9 @@
 /* cuda_info.h — what the CUDA build of segqa was compiled and linked against, and what it finds.
  *
- * Works without a GPU: library versions come from cudnnGetVersion/ncclGetVersion/cudaRuntimeGetVersion,
- * and the device probe reports "no device" instead of failing (cudaGetDeviceCount returns an error
- * code and leaves the count untouched when there is no driver).
+ * Works without a GPU: library versions come from
+ * cudnnGetVersion/ncclGetVersion/cudaRuntimeGetVersion, and the device probe reports "no device"
+ * instead of failing (cudaGetDeviceCount returns an error code and leaves the count untouched when
+ * there is no driver).
  */
 #ifndef SEGQA_CUDA_INFO_H
 #define SEGQA_CUDA_INFO_H

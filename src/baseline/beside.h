@@ -17,9 +17,9 @@
 #include <stdio.h>
 
 typedef struct sq_bl_beside {
-    int done;                   /* 0: no clinical variables, nothing written */
-    int n;                      /* real contours compared */
-    double mae[3], spearman[3]; /* network, naive, gbdt */
+    int done;                    /* 0: no clinical variables, nothing written */
+    int n;                       /* real contours compared */
+    double mae[3], spearman[3];  /* network, naive, gbdt */
     char why[SQ_STATUS_MSG_MAX]; /* when not done */
 } sq_bl_beside;
 

@@ -74,10 +74,10 @@ int main(int argc, char **argv) {
     check(ar.nbuckets == 11, "bucket count", w.rank);
     /* "backward" has finished [537, 1037): buckets 0..4 ([937,1037) ... [537,637)) start, the
      * one covering [437, 537) does not (537 is not its low end). */
-    check(sq_allreduce_ready(&ar, 537, &st) == SQ_OK && ar.started == 5, "ready starts 5 tail buckets",
-          w.rank);
-    check(sq_allreduce_ready(&ar, 500, &st) == SQ_OK && ar.started == 5, "ready waits for a whole bucket",
-          w.rank);
+    check(sq_allreduce_ready(&ar, 537, &st) == SQ_OK && ar.started == 5,
+          "ready starts 5 tail buckets", w.rank);
+    check(sq_allreduce_ready(&ar, 500, &st) == SQ_OK && ar.started == 5,
+          "ready waits for a whole bucket", w.rank);
     check(sq_allreduce_start(&ar, 7, &st) == SQ_ERR_INTERNAL, "out-of-order bucket refused",
           w.rank);
     check(sq_allreduce_finish(&ar, &st) == SQ_OK, "allreduce finish", w.rank);

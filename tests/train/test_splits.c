@@ -93,7 +93,8 @@ static void test_json_round_trip_and_check(void **state) {
     assert_int_equal(b.nfolds, 5);
     assert_true(b.seed == 7);
     assert_int_equal(b.ncases, N);
-    for (int i = 0; i < N; i++) assert_int_equal(sq_splits_fold_of(&b, g_cases[i]), a.fold[i]);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sq_splits_fold_of(&b, g_cases[i]), a.fold[i]);
     assert_int_equal(sq_splits_check_cases(&b, g_cases, g_pats, N, path, &st), SQ_OK);
     assert_int_equal(sq_splits_check_cases(&b, g_cases, g_pats, N - 1, path, &st), SQ_ERR_FORMAT);
     assert_non_null(strstr(st.msg, "lists 80 cases, the data set has 79"));
@@ -140,7 +141,8 @@ static void test_bad_files(void **state) {
     expect_load_error(HDR "[{\"case\": \"a\", \"patient\": \"p\", \"fold\": 0},"
                           " {\"case\": \"a\", \"patient\": \"q\", \"fold\": 1}]}",
                       "case 'a' listed twice");
-    expect_load_error(HDR "[{\"case\": \"a\", \"patient\": \"p\", \"fold\": 0}]}", "fold 1 has no cases");
+    expect_load_error(HDR "[{\"case\": \"a\", \"patient\": \"p\", \"fold\": 0}]}",
+                      "fold 1 has no cases");
     expect_load_error(HDR "[", "malformed JSON");
 }
 
