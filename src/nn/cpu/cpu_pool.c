@@ -189,6 +189,15 @@ static int scratch_new(const pool_geo *g, int idx, pool_scratch *s) {
     return 1;
 }
 
+/* One plane x through the three passes into y (and, with t's index arrays, yi). */
+static void pool_plane(const sq_pool3d *p, const pool_geo *g, const float *x, const pool_scratch *t,
+                       float *y, int32_t *yi) {
+    const int nan = has_nan(x, g->S);
+    pass_w(p, g, x, nan, t->t1, t->i1);
+    pass_hd(p, g, nan, t->t1, t->i1, t->t2, t->i2, y, yi);
+    if (nan) first_nan_fixup(p, g, x, y, yi);
+}
+
 sq_code sq_cpu_maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_view y,
                              sq_status *st) {
     SQ_TRY(sq_pool3d_check(p, st));
@@ -203,12 +212,7 @@ sq_code sq_cpu_maxpool3d_fwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
         failed = !scratch_new(&g, 0, &t);
 #pragma omp for schedule(static)
         for (int pl = 0; pl < planes; pl++) {
-            if (!t.t1) continue;
-            const float *xp = px + pl * g.S;
-            const int nan = has_nan(xp, g.S);
-            pass_w(p, &g, xp, nan, t.t1, NULL);
-            pass_hd(p, &g, nan, t.t1, NULL, t.t2, NULL, py + pl * g.So, NULL);
-            if (nan) first_nan_fixup(p, &g, xp, py + pl * g.So, NULL);
+            if (t.t1) pool_plane(p, &g, px + pl * g.S, &t, py + pl * g.So, NULL);
         }
         free(t.t1);
     }
@@ -233,11 +237,7 @@ sq_code sq_cpu_maxpool3d_bwd(sq_backend *be, const sq_pool3d *p, sq_view x, sq_v
             if (!t.t1) continue;
             const float *gp = pdy + pl * g.So;
             float *dp = pdx + pl * g.S;
-            const float *xp = px + pl * g.S;
-            const int nan = has_nan(xp, g.S);
-            pass_w(p, &g, xp, nan, t.t1, t.i1);
-            pass_hd(p, &g, nan, t.t1, t.i1, t.t2, t.i2, t.yv, t.yi);
-            if (nan) first_nan_fixup(p, &g, xp, t.yv, t.yi);
+            pool_plane(p, &g, px + pl * g.S, &t, t.yv, t.yi);
             memset(dp, 0, g.S * sizeof(float));
             for (size_t i = 0; i < g.So; i++) /* raster order of the outputs, as a scan would */
                 dp[t.yi[i]] += gp[i];
