@@ -57,11 +57,12 @@ int sq_cuda_view_fits(sq_view v, int64_t n) {
 
 sq_code sq_cuda_check_view(sq_view v, int64_t n, const char *what, sq_status *st) {
     if (!v.buf) return sq_fail(st, SQ_ERR_RANGE, "cuda: %s: missing tensor (none view)", what);
-    const size_t floats = v.buf->bytes / sizeof(float);
-    if (n < 0 || v.off > floats || (uint64_t)n > floats - v.off)
+    if (!sq_cuda_view_fits(v, n)) {
+        const size_t floats = v.buf->bytes / sizeof(float);
         return sq_fail(st, SQ_ERR_RANGE,
                        "cuda: %s: floats [%zu, %zu + %lld) outside a buffer of %zu floats", what,
                        v.off, v.off, (long long)n, floats);
+    }
     return SQ_OK;
 }
 
