@@ -125,8 +125,11 @@ CONF
 used_ports() { # every local TCP port some socket holds, one per line
     if command -v ss >/dev/null; then
         ss -Htan | awk '{n = split($4, a, ":"); print a[n]}'
-    else # /proc/net/tcp*: local address is hex ADDR:PORT in the second column
-        awk 'FNR > 1 {split($2, a, ":"); print strtonum("0x" a[2])}' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    else # /proc/net/tcp*: local address is hex ADDR:PORT in the second column (no gawk needed)
+        local hex
+        for hex in $(awk 'FNR > 1 {n = split($2, a, ":"); print a[n]}' /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+            echo $((16#$hex))
+        done
     fi
 }
 
