@@ -31,12 +31,14 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def fit(p, y):
-    """The least-squares map, as sq_recal_fit; the identity when it is degenerate."""
+def fit(p, y, tol=1e-8):
+    """The least-squares map, as sq_recal_fit; the identity when it is degenerate. tol: scipy's
+    x/f/g tolerances (tests/train/check_metrics.py checks the C fit against this one at 1e-15)."""
     z = logit(p)
     if len(p) < 10 or np.var(z) <= 1e-6:
         return 1.0, 0.0
-    a, b = optimize.least_squares(lambda ab: sigmoid(ab[0] * z + ab[1]) - y, [1.0, 0.0]).x
+    a, b = optimize.least_squares(lambda ab: sigmoid(ab[0] * z + ab[1]) - y, [1.0, 0.0],
+                                  xtol=tol, ftol=tol, gtol=tol).x
     if not 0.1 <= a <= 10 or np.mean((sigmoid(a * z + b) - y) ** 2) >= np.mean((p - y) ** 2):
         return 1.0, 0.0
     return a, b

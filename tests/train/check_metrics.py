@@ -5,11 +5,12 @@
 implementation of the order statistics, and the estimate map sigmoid(a logit(p) + b)
 (train/recal.h) against scipy.optimize.least_squares. Prints 'N passed, M failed'."""
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from conformal_ref import band_of, fit_bands as fit
 
@@ -132,21 +133,14 @@ for k, cov in enumerate([0.8, 0.9, 0.95]):
     close(f"conformal{k}.coverage>=nominal-3%", int(covered / n >= cov - 0.03), 1)
 
 
-# ---- the estimate map: least squares of sigmoid(a logit(clip(p)) + b) on y, scipy as reference ----
-def logit(p):
-    p = np.clip(p, 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
-
-
-def sig(x):
-    return 1 / (1 + np.exp(-x))
+# ---- the estimate map: least squares of sigmoid(a logit(clip(p)) + b) on y, the numpy/scipy
+# implementation of scripts/recal_crossfit.py as reference ----
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts"))
+from recal_crossfit import fit as recal_fit, logit, sigmoid as sig  # noqa: E402
 
 
 def recal_ref(y, p):
-    z = logit(p)
-    r = optimize.least_squares(lambda ab: sig(ab[0] * z + ab[1]) - y, [1.0, 0.0], xtol=1e-15,
-                               ftol=1e-15, gtol=1e-15)
-    return r.x
+    return recal_fit(p, y, tol=1e-15)
 
 
 rng = np.random.default_rng(11)
