@@ -31,7 +31,7 @@ enum { INIT_HE, INIT_ZERO, INIT_ONE, INIT_PRELU };
 
 typedef struct sq_op {
     int kind;
-    int x, x2, y; /* x2: CHSCALE scale, BN residual; -1 none */
+    int x, x2, y; /* x2: CHSCALE / scaled-CONV scale, BN residual; -1 none */
     int k, xs[3]; /* FUSE inputs */
     sq_conv3d conv;
     sq_pool3d pool;
@@ -67,8 +67,8 @@ struct sq_model {
     int nt;
     int in_t, out_t, target_t, loss_t;
     size_t arena_floats, garena_floats; /* garena: gradients, followed by the 3 scratch slots */
-    size_t max_numel, max_aux; /* scratch slot 0 / slots 1 and 2 (only the 2nd and 3rd inputs of
-                                  a fusion or a channel scale use those) */
+    size_t slot_len[3]; /* floats of scratch slots 0-2: the largest gradient that reaches each
+                           slot as a second writer (plan_scratch) */
     sq_buf *abuf, *gabuf;
     unsigned char *ready;
     int loss_done;
@@ -93,7 +93,6 @@ typedef struct build {
     sq_tens *t;
     int nt, cap_t;
     size_t arena;
-    size_t max_numel;
     int64_t flops;
     sq_status *st;
     sq_code rc;
@@ -135,7 +134,6 @@ static int new_tensor(build *b, sq_shape5 s) {
     b->t[b->nt].s = s;
     b->t[b->nt].off = b->arena;
     b->arena += round16(numel);
-    if (numel > b->max_numel) b->max_numel = numel;
     return b->nt++;
 }
 
@@ -390,6 +388,17 @@ static int L_prelu(build *b, int x, const char *name) {
     return o->y;
 }
 
+/* The channel scale and the 1x1x1 projection after it: one op (a scaled convolution, no scaled
+ * tensor kept) where the backend has the fusion, else a CHSCALE then a CONV. */
+static int L_scaled_project(build *b, int x, int scale, const char *name, int cout) {
+    const sq_backend *be = b->m->be;
+    if (!be || !be->conv1x1_scaled_fwd || !be->conv1x1_scaled_bwd)
+        return L_conv(b, L_chscale(b, x, scale), name, cout, 1, NULL, 0, 0);
+    const int y = L_conv(b, x, name, cout, 1, NULL, 0, 0);
+    if (y >= 0) b->ops[b->nops - 1].x2 = scale;
+    return y;
+}
+
 /* MBConv: [expand 1x1 + BN + swish] → depthwise k + BN + swish → SE → project 1x1 + BN (+ x). */
 static int mbconv(build *b, int x, const char *p, int cout, int expand, int k, const int stride[3],
                   double se_ratio) {
@@ -410,8 +419,7 @@ static int mbconv(build *b, int x, const char *p, int cout, int expand, int k, c
     s = L_act(b, s, SQ_ACT_SWISH);
     s = L_conv(b, s, nm(n1, p, "se.expand"), mid, 1, NULL, 0, 1);
     s = L_act(b, s, SQ_ACT_SIGMOID);
-    h = L_chscale(b, h, s);
-    h = L_conv(b, h, nm(n1, p, "project"), cout, 1, NULL, 0, 0);
+    h = L_scaled_project(b, h, s, nm(n1, p, "project"), cout);
     int residual = (in.c == cout && stride[0] == 1 && stride[1] == 1 && stride[2] == 1) ? x : -1;
     return L_bn(b, h, nm(n1, p, "project_bn"), SQ_ACT_NONE, residual);
 }
@@ -640,7 +648,10 @@ long sq_model_plans_built(const sq_model *m) {
 
 /* Scratch slot k's offset in the gradient arena, and the arena's end. */
 static size_t scratch_off(const sq_model *m, int k) {
-    return m->garena_floats + (k > 0 ? m->max_numel + (size_t)(k - 1) * m->max_aux : 0);
+    size_t off = m->garena_floats;
+    for (int j = 0; j < k; j++)
+        off += m->slot_len[j];
+    return off;
 }
 static size_t scratch_end(const sq_model *m) {
     return scratch_off(m, 3);
@@ -828,6 +839,40 @@ static size_t plan_gradients(sq_model *m, sq_status *st) {
     return top;
 }
 
+/* The gradients op o writes, with the scratch slot each takes when it is not the first writer
+ * (back_op's dst_for calls); slot -1: accumulated without a slot (a BN residual, or a GAP input
+ * where the backend has gap_bwd_add). Returns the count. */
+static int grad_writes(const sq_model *m, const sq_op *o, int *t, int *slot) {
+    int n = 0;
+    if (o->kind == OP_FUSE) {
+        for (int i = 0; i < o->k; i++)
+            t[n] = o->xs[i], slot[n++] = i;
+        return n;
+    }
+    t[n] = o->x, slot[n++] = (o->kind == OP_GAP && m->be->gap_bwd_add) ? -1 : 0;
+    if (o->x2 >= 0) t[n] = o->x2, slot[n++] = o->kind == OP_BN ? -1 : 1;
+    return n;
+}
+
+/* Scratch slot sizes: run the backward's order of gradient writes; a write to a gradient already
+ * written goes through its slot, which must hold that tensor. */
+static void plan_scratch(sq_model *m) {
+    memset(m->ready, 0, (size_t)m->nt);
+    memset(m->slot_len, 0, sizeof m->slot_len);
+    for (int i = m->nops - 1; i >= 0; i--) {
+        int t[8], slot[8];
+        const int n = grad_writes(m, &m->ops[i], t, slot);
+        for (int k = 0; k < n; k++) {
+            if (t[k] < 0 || t[k] == m->in_t || !m->ready[t[k]] || slot[k] < 0) continue;
+            const size_t len = round16((size_t)numel_of(m, t[k]));
+            if (len > m->slot_len[slot[k]]) m->slot_len[slot[k]] = len;
+        }
+        for (int k = 0; k < n; k++)
+            if (t[k] >= 0) m->ready[t[k]] = 1;
+    }
+    memset(m->ready, 0, (size_t)m->nt);
+}
+
 sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
     if (n < 1) return sq_fail(st, SQ_ERR_RANGE, "model plan: batch %d < 1", n);
     if (m->plan_n == n && m->plan_grad == need_grad) return SQ_OK;
@@ -849,17 +894,6 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
     m->nops = b.nops;
     m->t = b.t;
     m->nt = b.nt;
-    m->max_numel = round16(b.max_numel);
-    m->max_aux = 0;
-    for (int i = 0; i < b.nops; i++) { /* the tensors that may go through slots 1 and 2 */
-        const sq_op *o = &b.ops[i];
-        const int aux[3] = {o->kind == OP_CHSCALE ? o->x2 : -1,
-                            o->kind == OP_FUSE && o->k > 1 ? o->xs[1] : -1,
-                            o->kind == OP_FUSE && o->k > 2 ? o->xs[2] : -1};
-        for (int k = 0; k < 3; k++)
-            if (aux[k] >= 0 && round16((size_t)sq_shape5_numel(b.t[aux[k]].s)) > m->max_aux)
-                m->max_aux = round16((size_t)sq_shape5_numel(b.t[aux[k]].s));
-    }
     m->arena_floats = b.arena;
     m->ready = calloc((size_t)b.nt, 1);
     m->op_fwd_ms = calloc((size_t)b.nops + 1, sizeof(double));
@@ -881,6 +915,7 @@ sq_code sq_model_plan(sq_model *m, int n, int need_grad, sq_status *st) {
         return sq_fail(st, SQ_ERR_NOMEM, "model plan: out of memory");
     }
     m->garena_floats = need_grad ? plan_gradients(m, st) : 0;
+    if (need_grad && m->garena_floats != SIZE_MAX) plan_scratch(m);
     if (m->garena_floats == SIZE_MAX) {
         free_plan(m);
         return st->code;
@@ -937,6 +972,9 @@ static sq_code run_op(sq_model *m, sq_op *o, sq_status *st) {
     sq_backend *be = m->be;
     switch (o->kind) {
     case OP_CONV:
+        if (o->x2 >= 0)
+            return be->conv1x1_scaled_fwd(be, &o->conv, A(m, o->x), A(m, o->x2), P(m, o->w),
+                                          P(m, o->b), A(m, o->y), st);
         return be->conv3d_fwd(be, &o->conv, A(m, o->x), P(m, o->w), P(m, o->b), A(m, o->y), st);
     case OP_DW:
         return be->dwconv3d_fwd(be, &o->conv, A(m, o->x), P(m, o->w), P(m, o->b), A(m, o->y), st);
@@ -1055,10 +1093,18 @@ static sq_code back_op(sq_model *m, sq_op *o, sq_status *st) {
     sq_view dy = G(m, o->y);
     gdst d0 = dst_for(m, o->x, 0);
     switch (o->kind) {
-    case OP_CONV:
-        SQ_TRY(be->conv3d_bwd(be, &o->conv, A(m, o->x), P(m, o->w), dy, d0.v, PG(m, o->w),
-                              PG(m, o->b), st));
-        return commit(m, d0, st);
+    case OP_CONV: {
+        if (o->x2 < 0) {
+            SQ_TRY(be->conv3d_bwd(be, &o->conv, A(m, o->x), P(m, o->w), dy, d0.v, PG(m, o->w),
+                                  PG(m, o->b), st));
+            return commit(m, d0, st);
+        }
+        gdst d1 = dst_for(m, o->x2, 1);
+        SQ_TRY(be->conv1x1_scaled_bwd(be, &o->conv, A(m, o->x), A(m, o->x2), P(m, o->w), dy, d0.v,
+                                      d1.v, PG(m, o->w), PG(m, o->b), st));
+        SQ_TRY(commit(m, d0, st));
+        return commit(m, d1, st);
+    }
     case OP_DW:
         SQ_TRY(be->dwconv3d_bwd(be, &o->conv, A(m, o->x), P(m, o->w), dy, d0.v, PG(m, o->w),
                                 PG(m, o->b), st));
@@ -1084,7 +1130,13 @@ static sq_code back_op(sq_model *m, sq_op *o, sq_status *st) {
     case OP_ACT:
         SQ_TRY(be->act_bwd(be, o->act, numel_t(m, o->x), A(m, o->x), dy, d0.v, st));
         return commit(m, d0, st);
-    case OP_GAP: SQ_TRY(be->gap_bwd(be, o->s, dy, d0.v, st)); return commit(m, d0, st);
+    case OP_GAP:
+        if (d0.scratch && be->gap_bwd_add) { /* accumulate in place, no scratch */
+            SQ_TRY(be->gap_bwd_add(be, o->s, dy, G(m, o->x), st));
+            return SQ_OK;
+        }
+        SQ_TRY(be->gap_bwd(be, o->s, dy, d0.v, st));
+        return commit(m, d0, st);
     case OP_CHSCALE: {
         gdst d1 = dst_for(m, o->x2, 1);
         SQ_TRY(be->chscale_bwd(be, o->s, A(m, o->x), A(m, o->x2), dy, d0.v, d1.v, st));

@@ -282,6 +282,22 @@ struct sq_backend {
     sq_code (*fuse_bwd)(sq_backend *be, sq_shape5 s, int k, const sq_view *xs, sq_view w,
                         sq_view dy, sq_view *dxs, sq_view dw, sq_status *st);
 
+    /* --- optional fusions: NULL where a backend lacks them (the model then runs the separate
+     *     ops and keeps the intermediate tensor) ---------------------------------------------- */
+    /* A 1x1x1 convolution (k 1, stride 1, pad 0) of a channel-scaled input, without the scaled
+     * tensor: y_n = W (scale_n * x_n) + b, with scale (N, Cin) as chscale_fwd's, computed as
+     * (W diag(scale_n)) x_n. Equal to chscale_fwd then conv3d_fwd up to rounding. */
+    sq_code (*conv1x1_scaled_fwd)(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view scale,
+                                  sq_view w, sq_view b, sq_view y, sq_status *st);
+    /* dx = (W diag(scale_n))^T dy_n and dscale[n,c] = sum over voxels of x * (W^T dy_n)
+     * (both overwritten, or none); dw += sum_n (dy_n x_n^T) diag(scale_n), db += row sums of
+     * dy (accumulated, or none). */
+    sq_code (*conv1x1_scaled_bwd)(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view scale,
+                                  sq_view w, sq_view dy, sq_view dx, sq_view dscale, sq_view dw,
+                                  sq_view db, sq_status *st);
+    /* gap_bwd accumulating: dx (N,C,D,H,W) += dy / (D*H*W), dy (N,C). */
+    sq_code (*gap_bwd_add)(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st);
+
     /* --- element-wise add ----------------------------------------------------------------------
      */
     /* y = a + b over n elements; y may be a or b (in place accumulate). Backward is identity. */

@@ -7,6 +7,12 @@
  *                                        on 2: every difference must be exactly 0 (the results
  *                                        do not depend on the thread count; CI runs this, and a
  *                                        control that perturbs one weight and must FAIL)
+ *   test_model_backends cpu-unfused      a CPU backend without its optional fusions
+ *                                        (conv1x1_scaled, gap_bwd_add: the model then plans the
+ *                                        channel scale as its own op and its tensor) against the
+ *                                        fused one, at the CUDA tolerances (training mode at
+ *                                        the paper shape only, no Adam step: same code); the
+ *                                        fused plan's arena must be the smaller
  *
  * Reported per stage: max |diff| / max |ref| over the tensor and the tolerance (a readable report,
  * as llm.c's parity check). Tolerances for CUDA (strict FP32; summation orders differ):
@@ -44,6 +50,8 @@ typedef struct shape_case {
 } shape_case;
 
 static int g_fail;
+static int g_arena_smaller = -1; /* cpu-unfused: 1 if the fused side's arena is the smaller */
+static int g_unfused;            /* cpu-unfused mode (see run_case) */
 
 static double max_abs(const float *a, size_t n) {
     double m = 0;
@@ -173,19 +181,35 @@ static void run_case(const shape_case *sc, sq_backend *be_a, sq_backend *be_b, i
             free(p);
         }
     }
+    if (!bad)
+        printf("  %-14s arena: tested %zu MiB, cpu %zu MiB\n", sc->name,
+               sq_model_arena_bytes(a.m) >> 20, sq_model_arena_bytes(b.m) >> 20);
+    if (!bad && g_arena_smaller != -1)
+        g_arena_smaller = sq_model_arena_bytes(b.m) < sq_model_arena_bytes(a.m);
     const size_t np = bad ? 0 : sq_model_params_floats(a.m);
-    const double tol_y = exact ? 0 : 1e-4, tol_g = exact ? 0 : 2e-3;
+    /* cpu-unfused: one rounding order changes, 10x tighter than CUDA's bounds */
+    const double tol_y = exact       ? 0
+                         : g_unfused ? 1e-5
+                                     : 1e-4,
+                 tol_g = exact       ? 0
+                         : g_unfused ? 2e-4
+                                     : 2e-3;
     if (!bad && !check(run_pass(&a, 0, x, t, &st), &st, "eval pass (tested)") &&
         !check(run_pass(&b, 0, x, t, &st), &st, "eval pass (cpu)")) {
         report(sc->name, "eval output", a.y, b.y, (size_t)sc->n, tol_y);
         report(sc->name, "eval gradients (flat buffer)", a.g, b.g, np, tol_g);
-        if (!check(adam_step(&a, 2e-3f, &st), &st, "adam (tested)") &&
+        /* cpu-unfused: both sides run the same Adam, whose only difference would be its
+         * amplification of ~0 gradients (the cuda mode's rule); not compared */
+        if (!g_unfused && !check(adam_step(&a, 2e-3f, &st), &st, "adam (tested)") &&
             !check(adam_step(&b, 2e-3f, &st), &st, "adam (cpu)"))
             report_adam(sc->name, &a, &b, np, 2e-3f, exact ? 0 : 0.05, exact);
     }
     const int small = sc->d * sc->h * sc->w < 100000;
-    if (!bad && !check(run_pass(&a, 1, x, t, &st), &st, "train pass (tested)") &&
-        !check(run_pass(&b, 1, x, t, &st), &st, "train pass (cpu)")) {
+    if (g_unfused && small) /* batch statistics over 2x12x8 values: too ill-conditioned to say
+                               anything about a rounding-level change; the paper shape does */
+        printf("  %-14s training mode compared at the paper shape only\n", sc->name);
+    else if (!bad && !check(run_pass(&a, 1, x, t, &st), &st, "train pass (tested)") &&
+             !check(run_pass(&b, 1, x, t, &st), &st, "train pass (cpu)")) {
         report(sc->name, "train output", a.y, b.y, (size_t)sc->n, exact ? 0 : small ? 0.2 : 1e-3);
         report(sc->name, "train gradients (flat buffer)", a.g, b.g, np,
                exact   ? 0
@@ -211,22 +235,36 @@ int main(int argc, char **argv) {
     sq_status st;
     sq_status_clear(&st);
     sq_backend_opts o = sq_backend_opts_default();
+    const int unfused = !strcmp(name, "cpu-unfused");
     o.threads = strcmp(name, "cpu") ? 2 : 1; /* cpu: 1 thread against 2 (bit-identical) */
-    sq_backend *tested = sq_backend_create(name, &o, chosen, sizeof chosen, &st);
+    sq_backend *tested = sq_backend_create(unfused ? "cpu" : name, &o, chosen, sizeof chosen, &st);
+    if (tested && unfused) {
+        tested->conv1x1_scaled_fwd = NULL;
+        tested->conv1x1_scaled_bwd = NULL;
+        tested->gap_bwd_add = NULL;
+        snprintf(chosen + strlen(chosen), sizeof chosen - strlen(chosen), " without fusions");
+        g_arena_smaller = 0;
+        g_unfused = 1;
+    }
     sq_backend *cpu = sq_backend_cpu_create(2, &st);
     if (!tested || !cpu) {
         printf("FAIL: cannot create the backends: %s\n", st.msg);
         return 1;
     }
-    const int exact = !tested->device_memory;
+    const int exact = !tested->device_memory && !unfused;
     printf("whole network: %s against %s\n", chosen, cpu->description);
     const shape_case cases[] = {
         {"2x2x16x24x16", 2, 16, 24, 16, 3.0, 1.0, 1.0},
         {"2x2x28x160x160", 2, 28, 160, 160, 3.9, 0.59, 0.59},
     };
-    const int ncases = small_only ? 1 : 2;
+    const int ncases = small_only && !unfused ? 1 : 2;
     for (int i = 0; i < ncases; i++)
         run_case(&cases[i], tested, cpu, exact, 0);
+    if (unfused) {
+        printf("fused plan's arena smaller than the unfused one's: %s\n",
+               g_arena_smaller == 1 ? "PASS" : "FAIL");
+        g_fail += g_arena_smaller != 1;
+    }
     const int failures = g_fail;
     if (exact) { /* the control: a perturbed weight must be caught */
         g_fail = 0;

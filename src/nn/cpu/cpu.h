@@ -34,6 +34,8 @@ typedef struct sq_cpu {
     sq_buf *stats;      /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */
     float *gemm_part;   /* 1x1x1 weight-gradient partials, one block per tile (cpu_gemm1x1.c) */
     size_t gemm_part_n; /* floats */
+    float *wscaled;     /* per-sample scaled 1x1x1 weights (conv1x1_scaled, cpu_gemm.c) */
+    size_t wscaled_n;   /* floats */
 } sq_cpu;
 
 enum { SQ_ISA_PORTABLE = 0, SQ_ISA_AVX2 = 1 };
@@ -71,6 +73,8 @@ sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vie
                            sq_view y, sq_status *st);
 sq_code sq_cpu_gemm1x1_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                            sq_view dx, sq_view dw, sq_view db, sq_status *st);
+/* Installs conv1x1_scaled_fwd/bwd (the channel scale folded into the 1x1x1 GEMMs). */
+void sq_cpu_gemm_register(sq_backend *be);
 /* Other dense convolutions with a small patch (the stem): forward and weight gradient on im2col
  * tiles (same determinism), data gradient through oneDNN. */
 int sq_cpu_im2col_applies(const sq_conv3d *p);

@@ -184,6 +184,7 @@ static void destroy(sq_backend *be) {
         sq_cpu_dnnl_destroy(c);
         buf_free(be, c->stats);
         sq_free(c->gemm_part);
+        sq_free(c->wscaled);
         for (int t = 0; t < SQ_CPU_MAX_THREADS; t++)
             sq_free(c->scratch[t].p);
         free(c);
@@ -235,6 +236,7 @@ sq_backend *sq_backend_cpu_create(int threads, sq_status *st) {
     be->dwconv3d_fwd = sq_cpu_dwconv3d_fwd;
     be->dwconv3d_bwd = sq_cpu_dwconv3d_bwd;
     sq_cpu_ops_fill(be);
+    sq_cpu_gemm_register(be);
     if (sq_cpu_dnnl_init(c, st) != SQ_OK) {
         destroy(be);
         return NULL;

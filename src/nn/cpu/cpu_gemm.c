@@ -26,6 +26,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NT num_threads(sq_cpu_of(be)->threads)
@@ -83,10 +84,9 @@ static int tile_range(const tiles *t, int i, size_t *c0, size_t *len) {
     return n;
 }
 
-sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
-                           sq_view y, sq_status *st) {
-    const float *px = sq_cpu_f(x), *pw = sq_cpu_f(w), *pb = sq_cpu_f(b);
-    float *py = sq_cpu_f(y);
+/* Y_n = W_n X_n (+ b) tile by tile, with W_n = pw + n * wstride (wstride 0: one W for all). */
+static sq_code fwd_tiles(sq_backend *be, const sq_conv3d *p, const float *px, const float *pw,
+                         size_t wstride, const float *pb, float *py, sq_status *st) {
     const int Cin = p->in.c, Cout = p->cout;
     const tiles t = tiles_of(p, TILE_COLS);
     int bad = 0;
@@ -97,8 +97,8 @@ sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vie
         const int n = tile_range(&t, i, &c0, &len);
         const float *xt = px + (size_t)n * Cin * t.S + c0;
         float *yt = py + (size_t)n * Cout * t.S + c0;
-        bad |= dnnl_sgemm('N', 'N', Cout, (dnnl_dim_t)len, Cin, 1.0f, pw, Cin, xt, (dnnl_dim_t)t.S,
-                          0.0f, yt, (dnnl_dim_t)t.S) != dnnl_success;
+        bad |= dnnl_sgemm('N', 'N', Cout, (dnnl_dim_t)len, Cin, 1.0f, pw + n * wstride, Cin, xt,
+                          (dnnl_dim_t)t.S, 0.0f, yt, (dnnl_dim_t)t.S) != dnnl_success;
         if (pb)
             for (int co = 0; co < Cout; co++) {
                 float *row = yt + (size_t)co * t.S;
@@ -111,8 +111,14 @@ sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vie
     return gemm_check(bad ? dnnl_runtime_error : dnnl_success, st);
 }
 
-static sq_code bwd_data(sq_backend *be, const sq_conv3d *p, const float *pw, const float *pdy,
-                        float *pdx, sq_status *st) {
+sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
+                           sq_view y, sq_status *st) {
+    return fwd_tiles(be, p, sq_cpu_f(x), sq_cpu_f(w), 0, sq_cpu_f(b), sq_cpu_f(y), st);
+}
+
+/* dX_n = W_n^T dY_n tile by tile (W_n as in fwd_tiles). */
+static sq_code bwd_data(sq_backend *be, const sq_conv3d *p, const float *pw, size_t wstride,
+                        const float *pdy, float *pdx, sq_status *st) {
     const int Cin = p->in.c, Cout = p->cout;
     const tiles t = tiles_of(p, TILE_COLS);
     int bad = 0;
@@ -121,7 +127,7 @@ static sq_code bwd_data(sq_backend *be, const sq_conv3d *p, const float *pw, con
         SEQUENTIAL_SGEMM();
         size_t c0, len;
         const int n = tile_range(&t, i, &c0, &len);
-        bad |= dnnl_sgemm('T', 'N', Cin, (dnnl_dim_t)len, Cout, 1.0f, pw, Cin,
+        bad |= dnnl_sgemm('T', 'N', Cin, (dnnl_dim_t)len, Cout, 1.0f, pw + n * wstride, Cin,
                           pdy + (size_t)n * Cout * t.S + c0, (dnnl_dim_t)t.S, 0.0f,
                           pdx + (size_t)n * Cin * t.S + c0, (dnnl_dim_t)t.S) != dnnl_success;
     }
@@ -175,36 +181,154 @@ static void add_partials(sq_backend *be, const float *part, int count, size_t nw
     }
 }
 
-static sq_code bwd_weights(sq_backend *be, const sq_conv3d *p, const float *px, const float *pdy,
-                           float *pdw, sq_status *st) {
+/* part[i] = dY X^T over tile i's columns (Cout x Cin each), for every tile of every sample. */
+static sq_code weight_partials(sq_backend *be, const sq_conv3d *p, const tiles *t, const float *px,
+                               const float *pdy, float **part, sq_status *st) {
     const int Cin = p->in.c, Cout = p->cout;
     const size_t nw = (size_t)Cout * Cin;
-    const tiles t = tiles_of(p, TILE_COLS_DW);
-    SQ_TRY(partials_reserve(sq_cpu_of(be), nw * (size_t)t.count, st));
-    float *part = sq_cpu_of(be)->gemm_part;
+    SQ_TRY(partials_reserve(sq_cpu_of(be), nw * (size_t)t->count, st));
+    float *pp = sq_cpu_of(be)->gemm_part;
     int bad = 0;
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
-    for (int i = 0; i < t.count; i++) {
+    for (int i = 0; i < t->count; i++) {
         SEQUENTIAL_SGEMM();
         size_t c0, len;
-        const int n = tile_range(&t, i, &c0, &len);
+        const int n = tile_range(t, i, &c0, &len);
         bad |= dnnl_sgemm('N', 'T', Cout, Cin, (dnnl_dim_t)len, 1.0f,
-                          pdy + (size_t)n * Cout * t.S + c0, (dnnl_dim_t)t.S,
-                          px + (size_t)n * Cin * t.S + c0, (dnnl_dim_t)t.S, 0.0f,
-                          part + (size_t)i * nw, Cin) != dnnl_success;
+                          pdy + (size_t)n * Cout * t->S + c0, (dnnl_dim_t)t->S,
+                          px + (size_t)n * Cin * t->S + c0, (dnnl_dim_t)t->S, 0.0f,
+                          pp + (size_t)i * nw, Cin) != dnnl_success;
     }
-    SQ_TRY(gemm_check(bad ? dnnl_runtime_error : dnnl_success, st));
-    add_partials(be, part, t.count, nw, pdw);
+    *part = pp;
+    return gemm_check(bad ? dnnl_runtime_error : dnnl_success, st);
+}
+
+static sq_code bwd_weights(sq_backend *be, const sq_conv3d *p, const float *px, const float *pdy,
+                           float *pdw, sq_status *st) {
+    const tiles t = tiles_of(p, TILE_COLS_DW);
+    float *part;
+    SQ_TRY(weight_partials(be, p, &t, px, pdy, &part, st));
+    add_partials(be, part, t.count, (size_t)p->cout * p->in.c, pdw);
     return SQ_OK;
 }
 
 sq_code sq_cpu_gemm1x1_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                            sq_view dx, sq_view dw, sq_view db, sq_status *st) {
     const float *pdy = sq_cpu_f(dy);
-    if (dx.buf) SQ_TRY(bwd_data(be, p, sq_cpu_f(w), pdy, sq_cpu_f(dx), st));
+    if (dx.buf) SQ_TRY(bwd_data(be, p, sq_cpu_f(w), 0, pdy, sq_cpu_f(dx), st));
     if (dw.buf) SQ_TRY(bwd_weights(be, p, sq_cpu_f(x), pdy, sq_cpu_f(dw), st));
     if (db.buf) bias_grad(be, p, pdy, sq_cpu_f(db));
     return SQ_OK;
+}
+
+/* ---- 1x1x1 convolution of a channel-scaled input (the squeeze-excitation's projection) -------
+ *
+ * With s_n the scale of sample n (Cin) and W_n = W diag(s_n):
+ *   forward        Y_n  = W_n X_n (+ b)
+ *   backward data  dX_n = W_n^T dY_n
+ *   G_n = dY_n X_n^T (the unscaled weight gradient of sample n, its tiles summed in double)
+ *   backward wts   dW[k,c]  += sum_n G_n[k,c] s_n[c]
+ *   scale          ds_n[c]   = sum_k W[k,c] G_n[k,c]      (= sum over voxels of x * W^T dY_n)
+ * All in a fixed order whatever the thread count. */
+
+/* W_n = W diag(s_n) for every sample, into the backend's kept buffer; returns it. */
+static float *scaled_weights(sq_backend *be, const sq_conv3d *p, const float *pw, const float *ps,
+                             sq_status *st) {
+    sq_cpu *c = sq_cpu_of(be);
+    const int N = p->in.n, Cin = p->in.c, Cout = p->cout;
+    const size_t nw = (size_t)Cout * Cin;
+    if (c->wscaled_n < nw * N) {
+        sq_free(c->wscaled);
+        c->wscaled = sq_alloc(nw * N * sizeof(float));
+        c->wscaled_n = c->wscaled ? nw * N : 0;
+        if (!c->wscaled) {
+            sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu scaled weights", nw * N);
+            return NULL;
+        }
+    }
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < Cout; k++)
+            for (int ci = 0; ci < Cin; ci++)
+                c->wscaled[n * nw + (size_t)k * Cin + ci] =
+                    pw[(size_t)k * Cin + ci] * ps[(size_t)n * Cin + ci];
+    return c->wscaled;
+}
+
+static sq_code scaled_check(const sq_conv3d *p, sq_status *st) {
+    SQ_TRY(sq_conv3d_check(p, 0, st));
+    if (!sq_cpu_gemm1x1_applies(p))
+        return sq_fail(st, SQ_ERR_UNSUPPORTED,
+                       "conv1x1_scaled: kernel %dx%dx%d stride %d pad %d, expected a 1x1x1 kernel, "
+                       "stride 1, no padding",
+                       p->k[0], p->k[1], p->k[2], p->stride[0], p->pad[0]);
+    return SQ_OK;
+}
+
+static sq_code conv1x1_scaled_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view scale,
+                                  sq_view w, sq_view b, sq_view y, sq_status *st) {
+    SQ_TRY(scaled_check(p, st));
+    const float *wn = scaled_weights(be, p, sq_cpu_f(w), sq_cpu_f(scale), st);
+    if (!wn) return st->code;
+    return fwd_tiles(be, p, sq_cpu_f(x), wn, (size_t)p->cout * p->in.c, sq_cpu_f(b), sq_cpu_f(y),
+                     st);
+}
+
+/* From the tile partials: dW += sum_n G_n diag(s_n) (if pdw), ds_n = column sums of W o G_n (if
+ * pds). g holds G_n for all samples in double (N x Cout x Cin). */
+static void scaled_reduce(sq_backend *be, const sq_conv3d *p, const tiles *t, const float *part,
+                          const float *pw, const float *ps, double *g, float *pdw, float *pds) {
+    const int N = p->in.n, Cin = p->in.c, Cout = p->cout;
+    const int64_t nw = (int64_t)Cout * Cin;
+#pragma omp parallel for schedule(static) NT
+    for (int64_t e = 0; e < nw; e++) {
+        double acc = 0.0;
+        for (int n = 0; n < N; n++) {
+            double gn = 0.0;
+            for (int i = n * t->per_plane; i < (n + 1) * t->per_plane; i++)
+                gn += part[(size_t)i * nw + e];
+            g[n * nw + e] = gn;
+            acc += gn * ps[(size_t)n * Cin + e % Cin];
+        }
+        if (pdw) pdw[e] += (float)acc;
+    }
+    if (!pds) return;
+#pragma omp parallel for schedule(static) NT
+    for (int nc = 0; nc < N * Cin; nc++) {
+        const int n = nc / Cin, ci = nc % Cin;
+        double acc = 0.0;
+        for (int k = 0; k < Cout; k++)
+            acc += (double)pw[(size_t)k * Cin + ci] * g[n * nw + (int64_t)k * Cin + ci];
+        pds[nc] = (float)acc;
+    }
+}
+
+static sq_code conv1x1_scaled_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view scale,
+                                  sq_view w, sq_view dy, sq_view dx, sq_view dscale, sq_view dw,
+                                  sq_view db, sq_status *st) {
+    SQ_TRY(scaled_check(p, st));
+    const float *pdy = sq_cpu_f(dy), *pw = sq_cpu_f(w), *ps = sq_cpu_f(scale);
+    if (dx.buf) {
+        const float *wn = scaled_weights(be, p, pw, ps, st);
+        if (!wn) return st->code;
+        SQ_TRY(bwd_data(be, p, wn, (size_t)p->cout * p->in.c, pdy, sq_cpu_f(dx), st));
+    }
+    if (dw.buf || dscale.buf) {
+        const tiles t = tiles_of(p, TILE_COLS_DW);
+        float *part;
+        SQ_TRY(weight_partials(be, p, &t, sq_cpu_f(x), pdy, &part, st));
+        const size_t ng = (size_t)p->in.n * p->cout * p->in.c;
+        double *g = malloc(ng * sizeof *g);
+        if (!g) return sq_fail(st, SQ_ERR_NOMEM, "conv1x1_scaled: out of memory (%zu)", ng);
+        scaled_reduce(be, p, &t, part, pw, ps, g, sq_cpu_f(dw), sq_cpu_f(dscale));
+        free(g);
+    }
+    if (db.buf) bias_grad(be, p, pdy, sq_cpu_f(db));
+    return SQ_OK;
+}
+
+void sq_cpu_gemm_register(sq_backend *be) {
+    be->conv1x1_scaled_fwd = conv1x1_scaled_fwd;
+    be->conv1x1_scaled_bwd = conv1x1_scaled_bwd;
 }
 
 /* ---- small-patch convolutions through im2col tiles --------------------------------------------

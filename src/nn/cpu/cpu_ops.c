@@ -370,19 +370,34 @@ static sq_code gap_fwd(sq_backend *be, sq_shape5 s, sq_view x, sq_view y, sq_sta
     return SQ_OK;
 }
 
-static sq_code gap_bwd(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st) {
-    SQ_TRY(check_shape(s, "gap_bwd", st));
-    const float *pdy = sq_cpu_f(dy);
-    float *pdx = sq_cpu_f(dx);
+/* dx = dy / S (accumulate 0) or dx += dy / S (accumulate 1), plane by plane. */
+static void gap_spread(sq_backend *be, sq_shape5 s, const float *pdy, float *pdx, int accumulate) {
     const size_t S = (size_t)s.d * s.h * s.w;
     const int planes = s.n * s.c;
 #pragma omp parallel for schedule(static) NT
     for (int pl = 0; pl < planes; pl++) {
         const float g = pdy[pl] / (float)S;
         float *xp = pdx + pl * S;
-        for (size_t i = 0; i < S; i++)
-            xp[i] = g;
+        if (accumulate) {
+#pragma omp simd
+            for (size_t i = 0; i < S; i++)
+                xp[i] += g;
+        } else {
+            for (size_t i = 0; i < S; i++)
+                xp[i] = g;
+        }
     }
+}
+
+static sq_code gap_bwd(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st) {
+    SQ_TRY(check_shape(s, "gap_bwd", st));
+    gap_spread(be, s, sq_cpu_f(dy), sq_cpu_f(dx), 0);
+    return SQ_OK;
+}
+
+static sq_code gap_bwd_add(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st) {
+    SQ_TRY(check_shape(s, "gap_bwd_add", st));
+    gap_spread(be, s, sq_cpu_f(dy), sq_cpu_f(dx), 1);
     return SQ_OK;
 }
 
@@ -712,6 +727,7 @@ void sq_cpu_ops_fill(sq_backend *be) {
     be->prelu_bwd = prelu_bwd;
     be->gap_fwd = gap_fwd;
     be->gap_bwd = gap_bwd;
+    be->gap_bwd_add = gap_bwd_add;
     be->chscale_fwd = chscale_fwd;
     be->chscale_bwd = chscale_bwd;
     be->maxpool3d_fwd = sq_cpu_maxpool3d_fwd;
