@@ -73,8 +73,10 @@ sq_code sq_cpu_gemm1x1_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_vie
                            sq_view y, sq_status *st);
 sq_code sq_cpu_gemm1x1_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                            sq_view dx, sq_view dw, sq_view db, sq_status *st);
-/* Installs conv1x1_scaled_fwd/bwd (the channel scale folded into the 1x1x1 GEMMs). */
+/* Installs the optional fusions: conv1x1_scaled_fwd/bwd (the channel scale folded into the 1x1x1
+ * GEMMs) and gap_bwd_add (cpu_ops.c). SEGQA_CPU_FUSIONS=0 leaves them out (benchmark A/B). */
 void sq_cpu_gemm_register(sq_backend *be);
+sq_code sq_cpu_gap_bwd_add(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st);
 /* Other dense convolutions with a small patch (the stem): forward and weight gradient on im2col
  * tiles (same determinism), data gradient through oneDNN. */
 int sq_cpu_im2col_applies(const sq_conv3d *p);

@@ -236,7 +236,8 @@ sq_backend *sq_backend_cpu_create(int threads, sq_status *st) {
     be->dwconv3d_fwd = sq_cpu_dwconv3d_fwd;
     be->dwconv3d_bwd = sq_cpu_dwconv3d_bwd;
     sq_cpu_ops_fill(be);
-    sq_cpu_gemm_register(be);
+    const char *fusions = getenv("SEGQA_CPU_FUSIONS"); /* "0": without (benchmark A/B) */
+    if (!fusions || strcmp(fusions, "0") != 0) sq_cpu_gemm_register(be);
     if (sq_cpu_dnnl_init(c, st) != SQ_OK) {
         destroy(be);
         return NULL;

@@ -329,6 +329,7 @@ static sq_code conv1x1_scaled_bwd(sq_backend *be, const sq_conv3d *p, sq_view x,
 void sq_cpu_gemm_register(sq_backend *be) {
     be->conv1x1_scaled_fwd = conv1x1_scaled_fwd;
     be->conv1x1_scaled_bwd = conv1x1_scaled_bwd;
+    be->gap_bwd_add = sq_cpu_gap_bwd_add;
 }
 
 /* ---- small-patch convolutions through im2col tiles --------------------------------------------

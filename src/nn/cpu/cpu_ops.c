@@ -395,7 +395,7 @@ static sq_code gap_bwd(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_s
     return SQ_OK;
 }
 
-static sq_code gap_bwd_add(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st) {
+sq_code sq_cpu_gap_bwd_add(sq_backend *be, sq_shape5 s, sq_view dy, sq_view dx, sq_status *st) {
     SQ_TRY(check_shape(s, "gap_bwd_add", st));
     gap_spread(be, s, sq_cpu_f(dy), sq_cpu_f(dx), 1);
     return SQ_OK;
@@ -727,7 +727,6 @@ void sq_cpu_ops_fill(sq_backend *be) {
     be->prelu_bwd = prelu_bwd;
     be->gap_fwd = gap_fwd;
     be->gap_bwd = gap_bwd;
-    be->gap_bwd_add = gap_bwd_add;
     be->chscale_fwd = chscale_fwd;
     be->chscale_bwd = chscale_bwd;
     be->maxpool3d_fwd = sq_cpu_maxpool3d_fwd;
