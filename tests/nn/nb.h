@@ -60,8 +60,10 @@ typedef struct nb_bn_case {
     sq_act act;
     int residual; /* fused residual add */
     int training;
-    int running; /* training: 1 = running stats updated, 0 = none views (no update) */
-    int sync;    /* synchronised statistics through a callback that doubles the sums (2 ranks) */
+    int running;  /* training: 1 = running stats updated, 0 = none views (no update) */
+    int sync;     /* synchronised statistics through a callback that doubles the sums (2 ranks) */
+    float offset; /* added to every input value (a large one: one-pass statistics must not
+                     cancel) */
 } nb_bn_case;
 
 typedef struct nb_vec_case {

@@ -22,6 +22,8 @@
     {op, lg, note, .u.conv = {n, c, d, h, w, co, k, s, p, bias}}
 #define BN(lg, note, shape, act, res, train, running, sync) \
     {NB_BN, lg, note, .u.bn = {shape, act, res, train, running, sync}}
+#define BNO(lg, note, shape, act, res, train, running, sync, offset) \
+    {NB_BN, lg, note, .u.bn = {shape, act, res, train, running, sync, offset}}
 #define VEC(op, lg, note, n, act, alias, alpha, steps, wd) \
     {op, lg, note, .u.vec = {n, act, alias, alpha, steps, wd}}
 #define SHAPE(op, lg, note, sh) {op, lg, note, .u.shape = sh}
@@ -112,6 +114,8 @@ const nb_case nb_cases[] = {
     BN(0, "", S5(2, 4, 1, 3, 3), A_RELU, 1, 0, 0, 0),
     BN(0, "M=2 per channel", S5(2, 5, 1, 1, 1), A_NONE, 0, 1, 1, 0),
     BN(0, "", S5(2, 3, 3, 2, 5), A_RELU, 1, 1, 0, 1),
+    BNO(0, "mean 30, std 1.4", S5(2, 3, 3, 20, 40), A_SWISH, 0, 1, 1, 0, 30.0f),
+    BNO(0, "mean 30, std 1.4", S5(2, 3, 3, 20, 40), A_NONE, 0, 1, 1, 1, 30.0f),
     BN(1, "expand bn (paper)", S5(2, 64, 28, 80, 80), A_SWISH, 0, 1, 1, 0),
     BN(1, "project bn + residual", S5(2, 16, 28, 80, 80), A_NONE, 1, 1, 1, 0),
     BN(1, "SE-sized", S5(2, 640, 1, 1, 1), A_NONE, 0, 1, 1, 0),
