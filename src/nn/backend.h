@@ -80,18 +80,15 @@ typedef enum sq_act {
 } sq_act;
 
 /* Synchronised BatchNorm: in training, the per-channel sums behind the batch statistics (forward:
- * count, sum and sum of squares in one call (CPU: each rank's from its own one-pass shifted
- * moments), or count and sum, then the sum of squared deviations from the global mean in a second
- * (CUDA); backward: the sums of g' and g' * xhat) are summed over a group of processes by this
- * callback before they are used, so
+ * count and sum, then the sum of squared deviations from the global mean; backward: the sums of
+ * g' and g' * xhat) are summed over a group of processes by this callback before they are used, so
  * every rank normalises with the statistics of the whole group's batch (PyTorch SyncBatchNorm).
  * The sums stay in the backend's own memory: `sum` must add the `n` doubles that start `off_bytes`
  * into backend buffer `buf` element-wise over the group, in place, in the same call order on every
  * rank. It is called with every op before it enqueued (not necessarily finished): a device-aware
  * implementation orders itself on be->stream(be) (NCCL); a host one reads the memory through
  * be->buf_native / download after be->sync. The backend calls it outside any parallel region,
- * 1 (CPU) or 2 (CUDA) times per BN forward, once per backward; every rank of a group runs the
- * same backend. */
+ * 2 times per BN forward, once per backward. */
 typedef struct sq_backend sq_backend;
 typedef struct sq_bn_sync {
     sq_code (*sum)(void *ctx, sq_backend *be, sq_buf *buf, size_t off_bytes, int n, sq_status *st);

@@ -68,59 +68,56 @@ static double sum_f(const float *x, size_t n) {
     return s;
 }
 
-/* ---- BatchNorm ----------------------------------------------------------------------------- */
-
-/* Shifted sums of n floats in one pass: *s1 += sum (x - k), *s2 += sum (x - k)^2, float vector
- * partials over blocks of RBLOCK accumulated in double. */
-static void moments_f(const float *x, size_t n, float k, double *s1, double *s2) {
+static double sumsq_dev(const float *x, size_t n, float m) {
+    double s = 0.0;
     for (size_t lo = 0; lo < n; lo += RBLOCK) {
         const size_t hi = lo + RBLOCK < n ? lo + RBLOCK : n;
-        float p1 = 0.0f, p2 = 0.0f;
-#pragma omp simd reduction(+ : p1, p2)
-        for (size_t i = lo; i < hi; i++) {
-            const float d = x[i] - k;
-            p1 += d;
-            p2 += d * d;
-        }
-        *s1 += p1;
-        *s2 += p2;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t i = lo; i < hi; i++)
+            part += (x[i] - m) * (x[i] - m);
+        s += part;
     }
+    return s;
 }
 
-/* Channel c's element count, mean and sum of squared deviations over this process's batch, in
- * one pass over the data: sums shifted by the mean of the channel's first block (so the one-pass
- * formula cancels nothing that matters), then mean = k + s1 / M and ss = s2 - s1^2 / M in double.
- */
-static void ch_moments(const float *px, sq_shape5 s, int c, double *M, double *mean, double *ss) {
+/* ---- BatchNorm ----------------------------------------------------------------------------- */
+
+/* Per-channel sums of x over the batch: sum_f and sumsq_dev, in double across blocks. */
+static double ch_sum(const float *px, sq_shape5 s, int c) {
     const size_t S = (size_t)s.d * s.h * s.w;
-    const float *x0 = px + (size_t)c * S;
-    const float k = (float)(sum_f(x0, S < RBLOCK ? S : RBLOCK) / (double)(S < RBLOCK ? S : RBLOCK));
-    double s1 = 0.0, s2 = 0.0;
+    double sum = 0.0;
     for (int n = 0; n < s.n; n++)
-        moments_f(px + ((size_t)n * s.c + c) * S, S, k, &s1, &s2);
-    *M = (double)s.n * (double)S;
-    *mean = (double)k + s1 / *M;
-    *ss = s2 - s1 * s1 / *M;
-    if (*ss < 0) *ss = 0;
+        sum += sum_f(px + ((size_t)n * s.c + c) * S, S);
+    return sum;
 }
 
-/* Synchronised BN statistics (sq_bn_sync), one group sum per forward: each process's count, sum
- * and sum of squares about zero rebuilt from its own accurate moments, acc = [0, C) sum x,
- * [C] count, [C+1, 2C+1) ss_r + M_r mean_r^2 (summed over the group, the global ss is that minus
- * M mean^2: the parallel-variance formula, in double). */
+static double ch_sumsq_dev(const float *px, sq_shape5 s, int c, float m) {
+    const size_t S = (size_t)s.d * s.h * s.w;
+    double ss = 0.0;
+    for (int n = 0; n < s.n; n++)
+        ss += sumsq_dev(px + ((size_t)n * s.c + c) * S, S, m);
+    return ss;
+}
+
+/* Synchronised BN statistics (sq_bn_sync): the per-channel sums are taken in two parallel passes
+ * with the group sums between them. acc: [0, C) sum x, [C] element count, [C+1, 2C+1) sum of
+ * squared deviations from the global mean. Without a group bn_fwd computes the same sums per
+ * channel inside its one loop, while the channel's data is still in cache. */
 static sq_code bn_sync_stats(sq_backend *be, const sq_bn *p, const float *px, double *acc,
                              sq_status *st) {
     const sq_shape5 s = p->shape;
     const int C = s.c;
+    sq_buf *sb = sq_cpu_of(be)->stats;
 #pragma omp parallel for schedule(dynamic, 1) NT
-    for (int c = 0; c < C; c++) {
-        double M, mean, ss;
-        ch_moments(px, s, c, &M, &mean, &ss);
-        acc[c] = M * mean;
-        acc[C + 1 + c] = ss + M * mean * mean;
-    }
+    for (int c = 0; c < C; c++)
+        acc[c] = ch_sum(px, s, c);
     acc[C] = (double)s.n * (double)s.d * s.h * s.w;
-    return p->sync->sum(p->sync->ctx, be, sq_cpu_of(be)->stats, 0, 2 * C + 1, st);
+    SQ_TRY(p->sync->sum(p->sync->ctx, be, sb, 0, C + 1, st));
+#pragma omp parallel for schedule(dynamic, 1) NT
+    for (int c = 0; c < C; c++)
+        acc[C + 1 + c] = ch_sumsq_dev(px, s, c, (float)(acc[c] / acc[C]));
+    return p->sync->sum(p->sync->ctx, be, sb, (size_t)(C + 1) * sizeof(double), C, st);
 }
 
 /* Mean and 1/sqrt(var + eps) of channel c (training: batch statistics, running ones updated). */
@@ -136,10 +133,12 @@ static void bn_channel_stats(sq_backend *be, const sq_bn *p, const float *px, co
     if (acc) {
         M = acc[s.c];
         mu = acc[c] / M;
-        ss = acc[s.c + 1 + c] - M * mu * mu;
-        if (ss < 0) ss = 0;
+        ss = acc[s.c + 1 + c];
     } else {
-        ch_moments(px, s, c, &M, &mu, &ss);
+        M = (double)s.n * (double)s.d * s.h * s.w;
+        /* two passes, as the synchronised path: sum, then deviations from the rounded mean */
+        mu = ch_sum(px, s, c) / M;
+        ss = ch_sumsq_dev(px, s, c, (float)mu);
     }
     const double var = ss / M;
     *mean = (float)mu;
