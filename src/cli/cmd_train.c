@@ -18,7 +18,7 @@
 
 typedef struct train_cli {
     long long folds, epochs, batch, val_every, workers, threads, seed, decay_epoch, warmup,
-        fpn_channels, fpn_repeats, expansion, stop_after;
+        fpn_channels, fpn_repeats, expansion, stop_after, bn_freeze;
     double val_fraction, lr, lr_decayed, clip, fail_rate, gt_rate, low, high, bn_momentum,
         comm_timeout;
     int no_failures, no_figures;
@@ -53,6 +53,7 @@ static void defaults(train_cli *c, int cv) {
     c->low = d.rule.low;
     c->high = d.rule.high;
     c->bn_momentum = d.model.bn_momentum;
+    c->bn_freeze = d.bn_freeze_epochs;
     snprintf(c->sync_bn, sizeof c->sync_bn, "%s", d.sync_bn ? "on" : "off");
     snprintf(c->on_nan, sizeof c->on_nan, "%s", d.on_nan_skip ? "skip" : "stop");
     snprintf(c->recalibrate, sizeof c->recalibrate, "%s", d.recalibrate ? "on" : "off");
@@ -81,10 +82,12 @@ typedef struct train_recipe {
 static const train_recipe k_recipes[] = {
     {"demo", "{\"epochs\": 6, \"batch\": 8, \"val-every\": 2, \"lr\": 0.005, "
              "\"lr-decayed\": 0.0005, \"decay-epoch\": 5, \"augment\": \"robust\", "
-             "\"fail-rate\": 0.2, \"gt-rate\": 0, \"recalibrate\": \"on\"}"},
+             "\"fail-rate\": 0.2, \"gt-rate\": 0, \"recalibrate\": \"on\", "
+             "\"bn-freeze-epochs\": 1}"},
     {"reference", "{\"epochs\": 20, \"batch\": 8, \"val-every\": 4, \"lr\": 0.005, "
                   "\"lr-decayed\": 0.0005, \"decay-epoch\": 16, \"augment\": \"robust\", "
-                  "\"fail-rate\": 0.2, \"gt-rate\": 0, \"recalibrate\": \"on\"}"},
+                  "\"fail-rate\": 0.2, \"gt-rate\": 0, \"recalibrate\": \"on\", "
+                  "\"bn-freeze-epochs\": 2}"},
 };
 
 /* The value of --recipe on the command line (last one wins), or NULL. */
@@ -180,6 +183,7 @@ static void fill_train_opts(const train_cli *c, const sq_cli_args *a, const sq_w
     o->model.fpn_channels = (int)c->fpn_channels;
     o->model.fpn_repeats = (int)c->fpn_repeats;
     o->model.bn_momentum = c->bn_momentum;
+    o->bn_freeze_epochs = (int)c->bn_freeze;
     o->sync_bn = !strcmp(c->sync_bn, "on");
     o->on_nan_skip = !strcmp(c->on_nan, "skip");
     o->device = c->device;
@@ -267,6 +271,10 @@ static int train_options(train_cli *c, int cv, sq_option *opts) {
         {"fpn-repeats", 0, SQ_OPT_INT, &c->fpn_repeats, 0, "N", "BiFPN cells", NULL, 1, 8},
         {"bn-momentum", 0, SQ_OPT_DOUBLE, &c->bn_momentum, 0, "X",
          "BatchNorm running-statistics momentum (PyTorch convention)", NULL, 1e-6, 1},
+        {"bn-freeze-epochs", 0, SQ_OPT_INT, &c->bn_freeze, 0, "N",
+         "train the last N epochs with BatchNorm on its running statistics (as evaluated), "
+         "frozen (docs/training.md)",
+         NULL, 0, 100000},
         {"sync-bn", 0, SQ_OPT_CHOICE, c->sync_bn, sizeof c->sync_bn, "on|off",
          "synchronised BatchNorm over each data-parallel group", "on|off", 0, 0},
         {"on-nan", 0, SQ_OPT_CHOICE, c->on_nan, sizeof c->on_nan, "stop|skip",

@@ -1046,8 +1046,10 @@ static sq_code fold_end_epoch(fold_run *f, int done, double loss_acc[2], sq_stat
 static sq_code fold_train(fold_run *f, int *interrupted, sq_status *st) {
     const int start_epoch = (int)(f->gstep / f->spe);
     int skip = (int)(f->gstep % f->spe);
-    for (int epoch = start_epoch; epoch < f->j->o->epochs && !*interrupted; epoch++) {
-        sq_model_set_training(f->m, 1);
+    const sq_train_opts *o = f->j->o;
+    for (int epoch = start_epoch; epoch < o->epochs && !*interrupted; epoch++) {
+        /* --bn-freeze-epochs: BN on the running statistics the model is evaluated with */
+        sq_model_set_training(f->m, epoch < o->epochs - o->bn_freeze_epochs);
         double loss_acc[2] = {0, 0};
         SQ_TRY(fold_epoch_steps(f, epoch, &skip, loss_acc, interrupted, st));
         if (*interrupted) return fold_checkpoint_stop(f, st);

@@ -48,17 +48,19 @@ typedef struct sq_train_opts {
     int deterministic;   /* CUDA: deterministic algorithms only */
     uint64_t seed;
     sq_lr_schedule lr;
-    double clip;         /* gradient-norm clipping, 0 = off */
-    const char *augment; /* "paper", "robust" (paper + failure injection) or "none" */
-    double fail_rate;    /* failure injection rate of the robust preset */
-    double gt_rate;      /* share of training samples whose contour is the GT itself (0: off) */
-    int failures;        /* run the failure-case study on every test fold */
-    int figures;         /* draw the figures */
-    int max_steps;       /* stop every fold after this many steps in total (tests); 0 = off */
-    int sync_bn;         /* synchronised BatchNorm over a data-parallel group (default on) */
-    const char *comm;    /* "auto" (NCCL when the backend is CUDA), "nccl" or "mpi" */
-    double comm_timeout; /* seconds a collective may take before the job is ended (watchdog) */
-    int on_nan_skip;     /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
+    double clip;          /* gradient-norm clipping, 0 = off */
+    const char *augment;  /* "paper", "robust" (paper + failure injection) or "none" */
+    double fail_rate;     /* failure injection rate of the robust preset */
+    double gt_rate;       /* share of training samples whose contour is the GT itself (0: off) */
+    int failures;         /* run the failure-case study on every test fold */
+    int figures;          /* draw the figures */
+    int max_steps;        /* stop every fold after this many steps in total (tests); 0 = off */
+    int sync_bn;          /* synchronised BatchNorm over a data-parallel group (default on) */
+    int bn_freeze_epochs; /* the last N epochs train with BN on its running statistics, which
+                             stay as they are (eval-mode BN, forward and backward); 0: off */
+    const char *comm;     /* "auto" (NCCL when the backend is CUDA), "nccl" or "mpi" */
+    double comm_timeout;  /* seconds a collective may take before the job is ended (watchdog) */
+    int on_nan_skip;      /* a step with a NaN/Inf loss or gradient: 0 stop the run, 1 skip it */
     const char *calibration_path; /* calibration.json to store in every checkpoint ("": none) */
     int recalibrate; /* fit the estimate's map (train/recal.h) on each fold's validation patients,
                       * apply it to its test predictions, store it in its checkpoints (default 1) */
