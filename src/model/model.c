@@ -1085,6 +1085,49 @@ static sq_code commit(sq_model *m, gdst d, sq_status *st) {
     return SQ_OK;
 }
 
+/* Dense convolution, or the scaled 1x1x1 projection (x2: the channel scale, its gradient too). */
+static sq_code back_conv(sq_model *m, sq_op *o, sq_view dy, gdst d0, sq_status *st) {
+    sq_backend *be = m->be;
+    if (o->x2 < 0) {
+        SQ_TRY(be->conv3d_bwd(be, &o->conv, A(m, o->x), P(m, o->w), dy, d0.v, PG(m, o->w),
+                              PG(m, o->b), st));
+        return commit(m, d0, st);
+    }
+    gdst d1 = dst_for(m, o->x2, 1);
+    SQ_TRY(be->conv1x1_scaled_bwd(be, &o->conv, A(m, o->x), A(m, o->x2), P(m, o->w), dy, d0.v, d1.v,
+                                  PG(m, o->w), PG(m, o->b), st));
+    SQ_TRY(commit(m, d0, st));
+    return commit(m, d1, st);
+}
+
+/* BN (+ activation) and its residual input, whose gradient is dy itself. */
+static sq_code back_bn(sq_model *m, sq_op *o, sq_view dy, gdst d0, sq_status *st) {
+    sq_backend *be = m->be;
+    o->bn.training = m->training;
+    o->bn.sync = m->training ? m->bn_sync : NULL;
+    SQ_TRY(be->bn_bwd(be, &o->bn, A(m, o->x), P(m, o->w), P(m, o->b), sq_view_of(m->abuf, o->sm),
+                      sq_view_of(m->abuf, o->si), dy, d0.v, PG(m, o->w), PG(m, o->b), st));
+    SQ_TRY(commit(m, d0, st));
+    const int r = o->x2;
+    if (r < 0 || r == m->in_t) return SQ_OK;
+    if (!m->ready[r])
+        SQ_TRY(be->copy(be, m->gabuf, m->t[r].goff * sizeof(float), m->gabuf,
+                        m->t[o->y].goff * sizeof(float), (size_t)numel_t(m, r) * sizeof(float),
+                        st));
+    else
+        SQ_TRY(be->add(be, numel_t(m, r), G(m, r), dy, G(m, r), st));
+    m->ready[r] = 1;
+    return SQ_OK;
+}
+
+/* GAP: a second writer accumulates in place where the backend can (no scratch slot). */
+static sq_code back_gap(sq_model *m, sq_op *o, sq_view dy, gdst d0, sq_status *st) {
+    sq_backend *be = m->be;
+    if (d0.scratch && be->gap_bwd_add) return be->gap_bwd_add(be, o->s, dy, G(m, o->x), st);
+    SQ_TRY(be->gap_bwd(be, o->s, dy, d0.v, st));
+    return commit(m, d0, st);
+}
+
 static sq_code back_op(sq_model *m, sq_op *o, sq_status *st) {
     sq_backend *be = m->be;
     if (!m->ready[o->y])
@@ -1093,50 +1136,16 @@ static sq_code back_op(sq_model *m, sq_op *o, sq_status *st) {
     sq_view dy = G(m, o->y);
     gdst d0 = dst_for(m, o->x, 0);
     switch (o->kind) {
-    case OP_CONV: {
-        if (o->x2 < 0) {
-            SQ_TRY(be->conv3d_bwd(be, &o->conv, A(m, o->x), P(m, o->w), dy, d0.v, PG(m, o->w),
-                                  PG(m, o->b), st));
-            return commit(m, d0, st);
-        }
-        gdst d1 = dst_for(m, o->x2, 1);
-        SQ_TRY(be->conv1x1_scaled_bwd(be, &o->conv, A(m, o->x), A(m, o->x2), P(m, o->w), dy, d0.v,
-                                      d1.v, PG(m, o->w), PG(m, o->b), st));
-        SQ_TRY(commit(m, d0, st));
-        return commit(m, d1, st);
-    }
+    case OP_CONV: return back_conv(m, o, dy, d0, st);
     case OP_DW:
         SQ_TRY(be->dwconv3d_bwd(be, &o->conv, A(m, o->x), P(m, o->w), dy, d0.v, PG(m, o->w),
                                 PG(m, o->b), st));
         return commit(m, d0, st);
-    case OP_BN:
-        o->bn.training = m->training;
-        o->bn.sync = m->training ? m->bn_sync : NULL;
-        SQ_TRY(be->bn_bwd(be, &o->bn, A(m, o->x), P(m, o->w), P(m, o->b),
-                          sq_view_of(m->abuf, o->sm), sq_view_of(m->abuf, o->si), dy, d0.v,
-                          PG(m, o->w), PG(m, o->b), st));
-        SQ_TRY(commit(m, d0, st));
-        if (o->x2 >= 0 && o->x2 != m->in_t) { /* residual: its gradient is dy */
-            int r = o->x2;
-            size_t bytes = (size_t)numel_t(m, r) * sizeof(float);
-            if (!m->ready[r])
-                SQ_TRY(be->copy(be, m->gabuf, m->t[r].goff * sizeof(float), m->gabuf,
-                                m->t[o->y].goff * sizeof(float), bytes, st));
-            else
-                SQ_TRY(be->add(be, numel_t(m, r), G(m, r), dy, G(m, r), st));
-            m->ready[r] = 1;
-        }
-        return SQ_OK;
+    case OP_BN: return back_bn(m, o, dy, d0, st);
     case OP_ACT:
         SQ_TRY(be->act_bwd(be, o->act, numel_t(m, o->x), A(m, o->x), dy, d0.v, st));
         return commit(m, d0, st);
-    case OP_GAP:
-        if (d0.scratch && be->gap_bwd_add) { /* accumulate in place, no scratch */
-            SQ_TRY(be->gap_bwd_add(be, o->s, dy, G(m, o->x), st));
-            return SQ_OK;
-        }
-        SQ_TRY(be->gap_bwd(be, o->s, dy, d0.v, st));
-        return commit(m, d0, st);
+    case OP_GAP: return back_gap(m, o, dy, d0, st);
     case OP_CHSCALE: {
         gdst d1 = dst_for(m, o->x2, 1);
         SQ_TRY(be->chscale_bwd(be, o->s, A(m, o->x), A(m, o->x2), dy, d0.v, d1.v, st));
