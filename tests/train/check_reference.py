@@ -6,7 +6,7 @@
 * the interval coverage in metrics.json equals a numpy recomputation from predictions.csv (fit the
   Mondrian split-conformal offsets on the other folds, score each held-out fold);
 * that coverage against the issue's target of 3 points of nominal (0.8, 0.9, 0.95), overall and in
-  every estimate band with at least 100 samples: misses are listed; more than 10 points off fails.
+  every estimate band with at least 100 samples: more than 3 points off fails.
 Prints 'N passed, M failed'."""
 import csv
 import json
@@ -43,16 +43,15 @@ targets = 0
 
 
 def judge(name, got, nominal, n):
-    """The issue's target is +-3 points; a miss is reported (and listed in the run's README), and
-    only a coverage more than 10 points off fails, so that a broken method is caught. (Was 7: the
-    run of 2026-12-01 19:07 has one cell 9.2 points under, 0.80 in the lowest estimate band, where
-    the previous run had 80.4 % and the same per-fold maps applied to that run's folds give 79.9 %:
-    between runs, the fold models' failure estimates differ, results/hippocampus-reference/README.md.)"""
+    """The issue's target, +-3 points, is the bound. (It was loosened to 7, then 10, while one fold
+    model per run failed on all-ones and noise masks and put the lowest estimate band's coverage up
+    to 9.2 points under; with --bn-freeze-epochs the run of 2026-12-01 22:25 misses no cell,
+    results/hippocampus-reference/README.md.)"""
     global targets
     targets += 1
     if abs(got - nominal) > 0.03:
         misses.append(f"{name} (n {n}): {got:.4f}, {100 * (got - nominal):+.1f} points")
-    check(f"{name} (n {n}): {got:.4f}, within 10 points of nominal", abs(got - nominal) <= 0.10)
+    check(f"{name} (n {n}): {got:.4f}, within 3 points of nominal", abs(got - nominal) <= 0.03)
 
 
 m = json.load(open(run + "/metrics.json"))
