@@ -156,13 +156,20 @@ static double gain(const bn_io *c) {
     return k;
 }
 
+/* y's absolute tolerance: 2e-6 of the gain, plus, for an offset input, the float rounding of
+ * a * x + b at that magnitude (several roundings of 1.2e-7 |offset|; the kernels' operation order,
+ * FMA or not, differs between builds). */
+static double y_atol(const bn_io *c) {
+    return (2e-6 + 1e-6 * fabs((double)c->cc.offset)) * gain(c);
+}
+
 static void check_fwd(const bn_io *c, const bn_out *o) {
-    const nb_tol ty = {2e-6 * gain(c), 1e-5, 0}, ts = {1e-6, 2e-6, 0};
+    const nb_tol ty = {y_atol(c), 1e-5, 0}, ts = {1e-6, 2e-6, 0};
     const int upd = !c->cc.training || c->cc.running;
     if (nb.ref) {
         bn_out r = out_new(c);
         bn_fwd_on(nb.ref, c, 1, &r);
-        nb_check_f("fwd", "y", o->y, r.y, c->n, (nb_tol){2e-6 * gain(c), 1e-5, 1e-5});
+        nb_check_f("fwd", "y", o->y, r.y, c->n, (nb_tol){y_atol(c), 1e-5, 1e-5});
         if (upd) nb_check_f("fwd", "running_mean", o->rm, r.rm, c->C, X_RED);
         if (upd) nb_check_f("fwd", "running_var", o->rv, r.rv, c->C, X_RED);
         nb_check_f("fwd", "save_mean", o->sm, r.sm, c->C, X_RED);
