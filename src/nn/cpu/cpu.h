@@ -31,11 +31,10 @@ typedef struct sq_cpu {
     int isa; /* SQ_ISA_* used by the hand-written kernels */
     sq_cpu_scratch scratch[SQ_CPU_MAX_THREADS];
     sq_cpu_dnnl *dnnl;
-    sq_buf *stats;      /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */
-    float *gemm_part;   /* 1x1x1 weight-gradient partials, one block per tile (cpu_gemm1x1.c) */
-    size_t gemm_part_n; /* floats */
-    float *wscaled;     /* per-sample scaled 1x1x1 weights (conv1x1_scaled, cpu_gemm.c) */
-    size_t wscaled_n;   /* floats */
+    sq_buf *stats;            /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */
+    sq_cpu_scratch gemm_part; /* 1x1x1 weight-gradient partials, one block per tile (cpu_gemm.c) */
+    sq_cpu_scratch wscaled;   /* per-sample scaled 1x1x1 weights (conv1x1_scaled, cpu_gemm.c) */
+    sq_cpu_scratch gsum;      /* conv1x1_scaled's per-sample weight gradients, as doubles */
 } sq_cpu;
 
 enum { SQ_ISA_PORTABLE = 0, SQ_ISA_AVX2 = 1 };
@@ -47,6 +46,8 @@ static inline sq_cpu *sq_cpu_of(sq_backend *be) {
     return (sq_cpu *)be->impl;
 }
 
+/* Grow one kept buffer to at least `n` floats (its contents are not kept). */
+sq_code sq_cpu_scratch_grow(sq_cpu_scratch *s, size_t n, sq_status *st);
 /* Grow every thread's scratch to at least `n` floats (call before a parallel region). */
 sq_code sq_cpu_scratch_reserve(sq_cpu *c, size_t n, sq_status *st);
 

@@ -128,16 +128,19 @@ sq_code sq_cpu_stats_reserve(sq_backend *be, size_t n, double **p, sq_status *st
     return SQ_OK;
 }
 
+sq_code sq_cpu_scratch_grow(sq_cpu_scratch *s, size_t n, sq_status *st) {
+    if (s->n >= n) return SQ_OK;
+    sq_free(s->p);
+    s->p = sq_alloc(n * sizeof(float));
+    s->n = s->p ? n : 0;
+    if (!s->p)
+        return sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu floats of scratch", n);
+    return SQ_OK;
+}
+
 sq_code sq_cpu_scratch_reserve(sq_cpu *c, size_t n, sq_status *st) {
-    for (int t = 0; t < c->threads; t++) {
-        if (c->scratch[t].n >= n) continue;
-        sq_free(c->scratch[t].p);
-        c->scratch[t].p = sq_alloc(n * sizeof(float));
-        c->scratch[t].n = c->scratch[t].p ? n : 0;
-        if (!c->scratch[t].p)
-            return sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu floats of scratch",
-                           n);
-    }
+    for (int t = 0; t < c->threads; t++)
+        SQ_TRY(sq_cpu_scratch_grow(&c->scratch[t], n, st));
     return SQ_OK;
 }
 
@@ -183,8 +186,9 @@ static void destroy(sq_backend *be) {
     if (c) {
         sq_cpu_dnnl_destroy(c);
         buf_free(be, c->stats);
-        sq_free(c->gemm_part);
-        sq_free(c->wscaled);
+        sq_free(c->gemm_part.p);
+        sq_free(c->wscaled.p);
+        sq_free(c->gsum.p);
         for (int t = 0; t < SQ_CPU_MAX_THREADS; t++)
             sq_free(c->scratch[t].p);
         free(c);

@@ -26,7 +26,6 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define NT num_threads(sq_cpu_of(be)->threads)
@@ -134,17 +133,6 @@ static sq_code bwd_data(sq_backend *be, const sq_conv3d *p, const float *pw, siz
     return gemm_check(bad ? dnnl_runtime_error : dnnl_success, st);
 }
 
-/* The weight-gradient partials: one Cout x Cin block per tile, grown on demand, kept. */
-static sq_code partials_reserve(sq_cpu *c, size_t n, sq_status *st) {
-    if (c->gemm_part_n >= n) return SQ_OK;
-    sq_free(c->gemm_part);
-    c->gemm_part = sq_alloc(n * sizeof(float));
-    c->gemm_part_n = c->gemm_part ? n : 0;
-    if (!c->gemm_part)
-        return sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu floats of partials", n);
-    return SQ_OK;
-}
-
 /* db[co] += sum over samples and columns of dy, in fixed blocks summed in double. */
 static void bias_grad(sq_backend *be, const sq_conv3d *p, const float *pdy, float *pdb) {
     const int Cout = p->cout;
@@ -186,8 +174,8 @@ static sq_code weight_partials(sq_backend *be, const sq_conv3d *p, const tiles *
                                const float *pdy, float **part, sq_status *st) {
     const int Cin = p->in.c, Cout = p->cout;
     const size_t nw = (size_t)Cout * Cin;
-    SQ_TRY(partials_reserve(sq_cpu_of(be), nw * (size_t)t->count, st));
-    float *pp = sq_cpu_of(be)->gemm_part;
+    SQ_TRY(sq_cpu_scratch_grow(&sq_cpu_of(be)->gemm_part, nw * (size_t)t->count, st));
+    float *pp = sq_cpu_of(be)->gemm_part.p;
     int bad = 0;
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < t->count; i++) {
@@ -237,21 +225,13 @@ static float *scaled_weights(sq_backend *be, const sq_conv3d *p, const float *pw
     sq_cpu *c = sq_cpu_of(be);
     const int N = p->in.n, Cin = p->in.c, Cout = p->cout;
     const size_t nw = (size_t)Cout * Cin;
-    if (c->wscaled_n < nw * N) {
-        sq_free(c->wscaled);
-        c->wscaled = sq_alloc(nw * N * sizeof(float));
-        c->wscaled_n = c->wscaled ? nw * N : 0;
-        if (!c->wscaled) {
-            sq_fail(st, SQ_ERR_NOMEM, "cpu backend: cannot allocate %zu scaled weights", nw * N);
-            return NULL;
-        }
-    }
+    if (sq_cpu_scratch_grow(&c->wscaled, nw * N, st) != SQ_OK) return NULL;
     for (int n = 0; n < N; n++)
         for (int k = 0; k < Cout; k++)
             for (int ci = 0; ci < Cin; ci++)
-                c->wscaled[n * nw + (size_t)k * Cin + ci] =
+                c->wscaled.p[n * nw + (size_t)k * Cin + ci] =
                     pw[(size_t)k * Cin + ci] * ps[(size_t)n * Cin + ci];
-    return c->wscaled;
+    return c->wscaled.p;
 }
 
 static sq_code scaled_check(const sq_conv3d *p, sq_status *st) {
@@ -316,11 +296,11 @@ static sq_code conv1x1_scaled_bwd(sq_backend *be, const sq_conv3d *p, sq_view x,
         const tiles t = tiles_of(p, TILE_COLS_DW);
         float *part;
         SQ_TRY(weight_partials(be, p, &t, sq_cpu_f(x), pdy, &part, st));
-        const size_t ng = (size_t)p->in.n * p->cout * p->in.c;
-        double *g = malloc(ng * sizeof *g);
-        if (!g) return sq_fail(st, SQ_ERR_NOMEM, "conv1x1_scaled: out of memory (%zu)", ng);
-        scaled_reduce(be, p, &t, part, pw, ps, g, sq_cpu_f(dw), sq_cpu_f(dscale));
-        free(g);
+        const size_t ng = (size_t)p->in.n * p->cout * p->in.c; /* doubles */
+        sq_cpu_scratch *g = &sq_cpu_of(be)->gsum;
+        SQ_TRY(sq_cpu_scratch_grow(g, 2 * ng, st));
+        scaled_reduce(be, p, &t, part, pw, ps, (double *)(void *)g->p, sq_cpu_f(dw),
+                      sq_cpu_f(dscale));
     }
     if (db.buf) bias_grad(be, p, pdy, sq_cpu_f(db));
     return SQ_OK;
@@ -445,8 +425,8 @@ static sq_code im2col_bwd_weights(sq_backend *be, const sq_conv3d *p, const floa
     const size_t nw = (size_t)Cout * g.kp;
     sq_cpu *cs = sq_cpu_of(be);
     SQ_TRY(sq_cpu_scratch_reserve(cs, (size_t)g.kp * g.rows * g.o.w, st));
-    SQ_TRY(partials_reserve(cs, nw * (size_t)g.count, st));
-    float *part = cs->gemm_part;
+    SQ_TRY(sq_cpu_scratch_grow(&cs->gemm_part, nw * (size_t)g.count, st));
+    float *part = cs->gemm_part.p;
     int bad = 0;
 #pragma omp parallel for schedule(static) NT reduction(| : bad)
     for (int i = 0; i < g.count; i++) {
