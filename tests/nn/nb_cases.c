@@ -49,6 +49,12 @@ const nb_case nb_cases[] = {
     CONV(NB_CONV3D, 0, "k3 s2", 2, 2, 7, 9, 13, 3, K(3, 3, 3), K(2, 2, 2), K(1, 1, 1), 0),
     CONV(NB_CONV3D, 0, "stem-like s(1,2,2)", 2, 2, 5, 7, 9, 4, K(3, 3, 3), K(1, 2, 2), K(1, 1, 1),
          0),
+    /* the CPU's direct 3x3x3 kernels (cpu_direct.c): W stride 1 with a partial last vector and a
+     * bias; stride 2 everywhere on an odd width */
+    CONV(NB_CONV3D, 0, "direct k3 s1, W tail", 1, 3, 4, 6, 13, 8, K(3, 3, 3), K(1, 1, 1),
+         K(1, 1, 1), 1),
+    CONV(NB_CONV3D, 0, "direct k3 s2, odd W", 2, 1, 5, 7, 17, 4, K(3, 3, 3), K(2, 2, 2), K(1, 1, 1),
+         0),
     CONV(NB_CONV3D, 0, "depth 1, stride 2 on H", 1, 2, 1, 6, 9, 3, K(1, 3, 3), K(1, 2, 1),
          K(0, 1, 1), 1),
     CONV(NB_CONV3D, 0, "width 1", 1, 1, 4, 5, 1, 2, K(3, 3, 1), K(1, 1, 1), K(1, 1, 0), 0),

@@ -1,8 +1,8 @@
 /* nb_cpu_only.c — the checks that only make sense on one backend (skipped on the others):
- *  - cpu: the depthwise kernels on the portable ISA against the float64 references (the main run
- *    has the default ISA, AVX2+FMA where present), and AVX2 against portable on medium real-ish
- *    shapes through the cross-backend path (a second CPU backend forced to portable as oracle);
- *    our depthwise kernels against oneDNN's grouped convolution (the benchmark's comparison
+ *  - cpu: the depthwise and dense kernels on the portable ISA against the float64 references (the
+ * main run has the default ISA, AVX2+FMA where present), and AVX2 against portable on medium
+ * real-ish shapes through the cross-backend path (a second CPU backend forced to portable as
+ * oracle); our depthwise kernels against oneDNN's grouped convolution (the benchmark's comparison
  *    path); the oneDNN primitive cache (repeated calls add no primitives).
  *  - cuda: the convolution plan cache (repeated calls add no plans).
  * Tolerances: portable vs float64 as nb_conv.c; AVX2 vs portable <= 1e-4 max|ref| (FMA
@@ -65,7 +65,8 @@ static sq_backend *cpu_with_isa(int isa) {
     return be;
 }
 
-/* The table's small depthwise cases with the portable kernels, against float64. */
+/* The table's small depthwise and dense cases with the portable kernels, against float64 (dense:
+ * the im2col path, which the direct stem forward replaces on AVX2). */
 static void isa_portable_vs_ref(void) {
     int prev;
     sq_status st;
@@ -73,7 +74,8 @@ static void isa_portable_vs_ref(void) {
     assert_int_equal(sq_cpu_set_isa(nb.be, SQ_ISA_PORTABLE, &prev, &st), SQ_OK);
     nb.tag = "isa portable";
     for (size_t i = 0; i < nb_ncases; i++)
-        if (nb_cases[i].op == NB_DWCONV3D && !nb_cases[i].large) nb_run_case(&nb_cases[i]);
+        if ((nb_cases[i].op == NB_DWCONV3D || nb_cases[i].op == NB_CONV3D) && !nb_cases[i].large)
+            nb_run_case(&nb_cases[i]);
     nb.tag = NULL;
     assert_int_equal(sq_cpu_set_isa(nb.be, prev, NULL, &st), SQ_OK);
 }

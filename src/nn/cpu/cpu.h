@@ -35,6 +35,7 @@ typedef struct sq_cpu {
     sq_cpu_scratch gemm_part; /* 1x1x1 weight-gradient partials, one block per tile (cpu_gemm.c) */
     sq_cpu_scratch wscaled;   /* per-sample scaled 1x1x1 weights (conv1x1_scaled, cpu_gemm.c) */
     sq_cpu_scratch gsum;      /* conv1x1_scaled's per-sample weight gradients, as doubles */
+    sq_cpu_scratch split; /* the direct convolution's padded, phase-split input (cpu_direct.c) */
 } sq_cpu;
 
 enum { SQ_ISA_PORTABLE = 0, SQ_ISA_AVX2 = 1 };
@@ -85,6 +86,12 @@ sq_code sq_cpu_im2col_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view
                           sq_view y, sq_status *st);
 sq_code sq_cpu_im2col_bwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view dy,
                           sq_view dx, sq_view dw, sq_view db, sq_status *st);
+
+/* Direct 3x3x3 convolution forward with few input channels (the stem) on AVX2 (cpu_direct.c;
+ * bit-identical across thread counts); its backward stays on the im2col path. */
+int sq_cpu_direct_applies(const sq_conv3d *p, int isa);
+sq_code sq_cpu_direct_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
+                          sq_view y, sq_status *st);
 
 /* Own depthwise kernels (cpu_dwconv.c). */
 sq_code sq_cpu_dwconv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,

@@ -164,10 +164,18 @@ const char *sq_cpu_isa_name(int isa) {
     return isa == SQ_ISA_AVX2 ? "avx2+fma" : "portable";
 }
 
+/* The direct stem forward where it applies; SEGQA_CPU_DIRECT=0 keeps the im2col path (A/B). */
+static int direct_on(sq_backend *be, const sq_conv3d *p) {
+    const char *e = getenv("SEGQA_CPU_DIRECT");
+    if (e && strcmp(e, "0") == 0) return 0;
+    return sq_cpu_direct_applies(p, sq_cpu_of(be)->isa);
+}
+
 static sq_code conv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
                           sq_view y, sq_status *st) {
     SQ_TRY(sq_conv3d_check(p, 0, st));
     if (sq_cpu_gemm1x1_applies(p)) return sq_cpu_gemm1x1_fwd(be, p, x, w, b, y, st);
+    if (direct_on(be, p)) return sq_cpu_direct_fwd(be, p, x, w, b, y, st);
     if (sq_cpu_im2col_applies(p)) return sq_cpu_im2col_fwd(be, p, x, w, b, y, st);
     return sq_cpu_dnnl_conv_fwd(be, p, 1, x, w, b, y, st);
 }
@@ -189,6 +197,7 @@ static void destroy(sq_backend *be) {
         sq_free(c->gemm_part.p);
         sq_free(c->wscaled.p);
         sq_free(c->gsum.p);
+        sq_free(c->split.p);
         for (int t = 0; t < SQ_CPU_MAX_THREADS; t++)
             sq_free(c->scratch[t].p);
         free(c);

@@ -18,7 +18,9 @@
  * patch matrix P (Cin*k^3 x T, zeros where the window leaves the input) into its scratch, then
  * Y_tile = W P and dW_tile = dY_tile P^T, the latter summed over tiles in order as above. The
  * data gradient of those (the model needs none: the stem reads the network input) stays on
- * oneDNN's backward-data primitive (cpu_dnnl.c), as does any larger patch.
+ * oneDNN's backward-data primitive (cpu_dnnl.c), as does any larger patch. On AVX2 the stem's
+ * forward is direct instead (cpu_direct.c); the im2col forward serves the portable ISA and
+ * SEGQA_CPU_DIRECT=0.
  */
 #include "nn/cpu/cpu.h"
 
