@@ -9,7 +9,12 @@ sigmoid(a logit(est) + b) is fitted by least squares on one half and applied to 
 the other way round. The table is MAE per Dice band of the real contours and per category, raw
 against mapped, so the map is judged on patients it was not fitted on and never on a test fold.
 
-    scripts/recal_crossfit.py runs/abl-a runs/abl-b [--seed 0] [--markdown]
+    scripts/recal_crossfit.py runs/abl-a runs/abl-b [--seed 0] [--map sigmoid|isotonic|hinge]
+
+--map picks the family fitted on each half: `sigmoid` (the product's), `isotonic` (pool-adjacent-
+violators on the raw estimate, linear between the pooled blocks) or `hinge` (sigmoid(a z + b +
+c max(z - k, 0)), z = logit(est), c >= -0.09 so it stays increasing, k the best of -1, 0, 1, 2):
+the richer families are how the product's choice was checked (docs/training.md).
 """
 import argparse
 import csv
@@ -44,7 +49,45 @@ def fit(p, y, tol=1e-8):
     return a, b
 
 
-def crossfit(rows, seed):
+def isotonic(p, y):
+    """Pool-adjacent-violators fit of y on p; returns the increasing map (linear between the
+    pooled blocks' centres, constant outside)."""
+    o = np.argsort(p)
+    blocks = []  # [mean, weight, lowest p, highest p]
+    for x, v in zip(p[o], y[o]):
+        blocks.append([float(v), 1.0, x, x])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, _, hi = blocks.pop()
+            v1, w1, lo, _ = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, lo, hi])
+    kx = np.array([(b[2] + b[3]) / 2 for b in blocks])
+    ky = np.array([b[0] for b in blocks])
+    return lambda q: np.interp(q, kx, ky)
+
+
+def hinge(p, y):
+    """sigmoid(a z + b + c max(z - k, 0)) by least squares, k the best of a few knots."""
+    z = logit(p)
+    best = None
+    for k in (-1.0, 0.0, 1.0, 2.0):
+        r = optimize.least_squares(
+            lambda t: sigmoid(t[0] * z + t[1] + t[2] * np.maximum(z - k, 0)) - y, [1.0, 0.0, 0.0],
+            bounds=([0.1, -10, -0.09], [10, 10, 10]))
+        if best is None or r.cost < best[0]:
+            best = (r.cost, r.x, k)
+    (a, b, c), k = best[1], best[2]
+    return lambda q: sigmoid(a * logit(q) + b + c * np.maximum(logit(q) - k, 0))
+
+
+def sigmoid_map(p, y):
+    a, b = fit(p, y)
+    return lambda q: sigmoid(a * logit(q) + b) if (a, b) != (1.0, 0.0) else q
+
+
+MAPS = {"sigmoid": sigmoid_map, "isotonic": isotonic, "hinge": hinge}
+
+
+def crossfit(rows, seed, family=sigmoid_map):
     """Mapped estimates of every row, each from a map fitted on the other half of its fold's
     validation patients."""
     p = np.array([float(r["predicted"]) for r in rows])
@@ -60,8 +103,7 @@ def crossfit(rows, seed):
         for k in range(2):
             fit_on = (fold == f) & np.isin(patient, list(halves[k]))
             score = (fold == f) & np.isin(patient, list(halves[1 - k]))
-            a, b = fit(p[fit_on], y[fit_on])
-            out[score] = sigmoid(a * logit(p[score]) + b) if (a, b) != (1.0, 0.0) else p[score]
+            out[score] = family(p[fit_on], y[fit_on])(p[score])
     return p, out, y
 
 
@@ -83,6 +125,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--map", choices=sorted(MAPS), default="sigmoid")
     args = ap.parse_args()
     head = ["run", "real", "[0, 0.5)", "[0.5, 0.85)", "[0.85, 1]", *CATS, "all"]
     print("| " + " | ".join(head) + " |")
@@ -91,10 +134,10 @@ def main():
         path = os.path.join(run, "validation", "predictions.csv")
         rows = list(csv.DictReader(open(path)))
         cat = np.array([r["category"] for r in rows])
-        raw, mapped, y = crossfit(rows, args.seed)
+        raw, mapped, y = crossfit(rows, args.seed, MAPS[args.map])
         name = os.path.basename(os.path.normpath(run))
         print("| " + " | ".join(row_of(name + " raw", raw, y, cat)) + " |")
-        print("| " + " | ".join(row_of(name + " mapped", mapped, y, cat)) + " |")
+        print("| " + " | ".join(row_of(name + " " + args.map, mapped, y, cat)) + " |")
 
 
 if __name__ == "__main__":
