@@ -1,9 +1,9 @@
 /* nb_cpu_only.c — the checks that only make sense on one backend (skipped on the others):
- *  - cpu: the depthwise and dense kernels on the portable ISA against the float64 references (the
- * main run has the default ISA, AVX2+FMA where present), and AVX2 against portable on medium
- * real-ish shapes through the cross-backend path (a second CPU backend forced to portable as
- * oracle); our depthwise kernels against oneDNN's grouped convolution (the benchmark's comparison
- *    path); the oneDNN primitive cache (repeated calls add no primitives).
+ *  - cpu: the depthwise and dense kernels on the portable ISA against the float64 references
+ *    (the main run has the default ISA, AVX2+FMA where present), and AVX2 against portable on
+ *    medium real-ish shapes through the cross-backend path (a second CPU backend forced to
+ *    portable as oracle); our depthwise kernels against oneDNN's grouped convolution (the
+ *    benchmark's comparison path); the oneDNN primitive cache (repeated calls add no primitives).
  *  - cuda: the convolution plan cache (repeated calls add no plans).
  * Tolerances: portable vs float64 as nb_conv.c; AVX2 vs portable <= 1e-4 max|ref| (FMA
  * contraction and order); ours vs oneDNN grouped: y, dx <= 1e-5 + 1e-5|ref|, dw <= 2e-3 +

@@ -28,7 +28,8 @@ typedef struct sq_cpu_dnnl sq_cpu_dnnl; /* oneDNN engine, stream and primitive c
 
 typedef struct sq_cpu {
     int threads;
-    int isa; /* SQ_ISA_* used by the hand-written kernels */
+    int isa;    /* SQ_ISA_* used by the hand-written kernels */
+    int direct; /* the direct stem forward (cpu_direct.c) is on; SEGQA_CPU_DIRECT=0: off */
     sq_cpu_scratch scratch[SQ_CPU_MAX_THREADS];
     sq_cpu_dnnl *dnnl;
     sq_buf *stats;            /* synchronised-BN sums handed to sq_bn_sync.sum, grown on demand */

@@ -164,11 +164,10 @@ const char *sq_cpu_isa_name(int isa) {
     return isa == SQ_ISA_AVX2 ? "avx2+fma" : "portable";
 }
 
-/* The direct stem forward where it applies; SEGQA_CPU_DIRECT=0 keeps the im2col path (A/B). */
+/* The direct stem forward where it applies (the ISA is checked per call: tests switch it). */
 static int direct_on(sq_backend *be, const sq_conv3d *p) {
-    const char *e = getenv("SEGQA_CPU_DIRECT");
-    if (e && strcmp(e, "0") == 0) return 0;
-    return sq_cpu_direct_applies(p, sq_cpu_of(be)->isa);
+    const sq_cpu *c = sq_cpu_of(be);
+    return c->direct && sq_cpu_direct_applies(p, c->isa);
 }
 
 static sq_code conv3d_fwd(sq_backend *be, const sq_conv3d *p, sq_view x, sq_view w, sq_view b,
@@ -223,6 +222,8 @@ sq_backend *sq_backend_cpu_create(int threads, sq_status *st) {
     c->isa = cpu_has_avx2() ? SQ_ISA_AVX2 : SQ_ISA_PORTABLE;
     const char *force = getenv("SEGQA_CPU_ISA");
     if (force && strcmp(force, "portable") == 0) c->isa = SQ_ISA_PORTABLE;
+    const char *direct = getenv("SEGQA_CPU_DIRECT"); /* "0": the im2col stem (benchmark A/B) */
+    c->direct = !direct || strcmp(direct, "0") != 0;
     be->name = "cpu";
     be->device_memory = 0;
     snprintf(be->description, sizeof be->description, "cpu (%d threads, %s)", c->threads,

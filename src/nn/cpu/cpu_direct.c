@@ -113,17 +113,23 @@ static void split_input(sq_backend *be, const direct_geo *g, const float *px, fl
         split_one_row(g, px + (size_t)r * g->W, S + (size_t)r * g->sw * g->pitch);
 }
 
-/* The taps of output row (n, od, oh): for each input row inside the volume, in (ci, kd, kh)
- * order, its split row and the offset of its three weights (ci * 27 + kd * 9 + kh * 3). */
+/* Output row r = (n, od, oh): its sample n and its row od * Ho + oh within the sample; for each
+ * input row inside the volume, in (ci, kd, kh) order, its split row and the offset of its three
+ * weights (ci * 27 + kd * 9 + kh * 3). */
 typedef struct direct_taps {
+    int sample;
+    size_t in_sample;
     int n;
     const float *row[DIRECT_CIN_MAX * 9];
     int woff[DIRECT_CIN_MAX * 9];
 } direct_taps;
 
 static void taps_of(const direct_geo *g, const float *S, size_t r, direct_taps *t) {
-    const int oh = (int)(r % (size_t)g->Ho), od = (int)(r / (size_t)g->Ho % (size_t)g->Do);
-    const int n = (int)(r / ((size_t)g->Ho * g->Do));
+    const size_t per_sample = (size_t)g->Do * g->Ho;
+    const int n = (int)(r / per_sample);
+    t->sample = n;
+    t->in_sample = r % per_sample;
+    const int od = (int)(t->in_sample / (size_t)g->Ho), oh = (int)(t->in_sample % (size_t)g->Ho);
     t->n = 0;
     for (int ci = 0; ci < g->C; ci++)
         for (int kd = 0; kd < 3; kd++) {
@@ -205,10 +211,10 @@ static AVX2 void fwd_row(const direct_geo *g, const float *S, const float *pk, c
                          float *py, size_t r) {
     direct_taps t;
     taps_of(g, S, r, &t);
-    const int taps = g->C * 27, n = (int)(r / ((size_t)g->Ho * g->Do));
-    const size_t plane = (size_t)g->Do * g->Ho * g->Wo, in_n = r % ((size_t)g->Ho * g->Do);
+    const int taps = g->C * 27;
+    const size_t plane = (size_t)g->Do * g->Ho * g->Wo;
     for (int co = 0; co < g->K; co += 4) {
-        float *y = py + ((size_t)n * g->K + co) * plane + in_n * g->Wo;
+        float *y = py + ((size_t)t.sample * g->K + co) * plane + t.in_sample * g->Wo;
         const float *w = pk + (size_t)co * taps, *b = pb ? pb + co : NULL;
         __m256 out[4][DIRECT_NV];
         int ow = 0;
